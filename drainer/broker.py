@@ -1,0 +1,243 @@
+"""The only module that talks to pika: connect (with failover), get, ack, nack, publish, depth."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from drainer import retry
+from drainer.config import Settings, mask_url
+from drainer.errors import (
+    AckFailed,
+    BatchNotCommitted,
+    BrokerAccessDenied,
+    BrokerError,
+    BrokerUnavailable,
+    QueueNotFound,
+)
+from drainer.model import Delivery
+
+if TYPE_CHECKING:
+    import pika
+    from pika.adapters.blocking_connection import BlockingChannel
+
+log = logging.getLogger(__name__)
+
+_PROPERTY_NAMES = (
+    "content_type",
+    "content_encoding",
+    "headers",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+    "cluster_id",
+)
+
+
+def _properties(props: Any) -> dict[str, Any]:
+    return {name: value for name in _PROPERTY_NAMES if (value := getattr(props, name)) is not None}
+
+
+def _parameters(settings: Settings) -> list[pika.URLParameters]:
+    import pika
+
+    params = []
+    for url in settings.amqp_urls:
+        p = pika.URLParameters(url)
+        p.connection_attempts = 1  # tenacity owns retries, with a total budget
+        p.retry_delay = 0
+        p.socket_timeout = settings.connect_timeout
+        p.stack_timeout = settings.connect_timeout * 2
+        p.blocked_connection_timeout = settings.socket_timeout
+        p.heartbeat = settings.heartbeat
+        p.client_properties = {"connection_name": "vitrage-drainer"}
+        params.append(p)
+    return params
+
+
+def _vhost(settings: Settings) -> str:
+    path = urlsplit(settings.amqp_urls[0]).path
+    from urllib.parse import unquote
+
+    return unquote(path[1:]) if path not in ("", "/") else "/"
+
+
+class Broker:
+    """One connection and channel to RabbitMQ for the length of a run."""
+
+    def __init__(self, connection: pika.BlockingConnection, settings: Settings) -> None:
+        self._connection = connection
+        self._settings = settings
+        self._channel: BlockingChannel = connection.channel()
+        self._oversize_channel: BlockingChannel | None = None
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Broker:
+        """Connect to the first broker that answers, retrying transient failures within budget."""
+        import pika
+        import pika.exceptions as pe
+
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
+        params = _parameters(settings)
+        hosts = ", ".join(mask_url(u) for u in settings.amqp_urls)
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, pe.AMQPConnectionError) and not isinstance(
+                exc, pe.ProbableAuthenticationError | pe.ProbableAccessDeniedError
+            )
+
+        policy = retry.bounded("broker connect", settings.retry_seconds, transient, describe=repr)
+        try:
+            connection = policy(pika.BlockingConnection, params)
+        except pe.ProbableAuthenticationError as exc:
+            raise BrokerAccessDenied(f"RabbitMQ refused the credentials at {hosts}") from exc
+        except pe.ProbableAccessDeniedError as exc:
+            raise BrokerAccessDenied(
+                f"RabbitMQ refused vhost {_vhost(settings)!r} at {hosts}: "
+                "it does not exist or the user has no access to it"
+            ) from exc
+        except pe.AMQPError as exc:
+            raise BrokerUnavailable(
+                f"RabbitMQ unreachable at {hosts} after {settings.retry_seconds:g}s of retries: {mask_url(repr(exc))}"
+            ) from exc
+        return cls(connection, settings)
+
+    def _queue_missing(self, queue: str, exc: Exception) -> QueueNotFound:
+        return QueueNotFound(
+            f"queue {queue!r} does not exist in vhost {_vhost(self._settings)!r}; Vitrage's notifier "
+            "declares it on its first event, or name another with --queue/--topic"
+        )
+
+    def depth(self, queue: str) -> tuple[int, int]:
+        """(messages ready, consumers) of the queue, by a passive declare."""
+        import pika.exceptions as pe
+
+        try:
+            ok = self._channel.queue_declare(queue, passive=True)
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                raise self._queue_missing(queue, exc) from exc
+            raise BrokerError(f"RabbitMQ closed the channel: {exc}") from exc
+        except pe.AMQPError as exc:
+            raise BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}") from exc
+        return ok.method.message_count, ok.method.consumer_count
+
+    def fetch_batch(
+        self, queue: str, limit: int, stop_requested: Callable[[], bool]
+    ) -> tuple[list[Delivery], int | None]:
+        """Up to `limit` unacked deliveries (stops early on empty or stop), and the depth after."""
+        import pika.exceptions as pe
+
+        deliveries: list[Delivery] = []
+        remaining: int | None = None
+        get = self._channel.basic_get
+        try:
+            while len(deliveries) < limit and not stop_requested():
+                method, props, body = get(queue, auto_ack=False)
+                if method is None:
+                    remaining = 0
+                    break
+                deliveries.append(
+                    Delivery(
+                        method.delivery_tag,
+                        body,
+                        method.exchange,
+                        method.routing_key,
+                        method.redelivered,
+                        _properties(props),
+                    )
+                )
+                remaining = method.message_count
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                raise self._queue_missing(queue, exc) from exc
+            raise BrokerError(f"RabbitMQ closed the channel: {exc}") from exc
+        except pe.AMQPError as exc:
+            # Unacked deliveries return to the queue when the connection drops; nothing is lost.
+            raise BrokerUnavailable(f"RabbitMQ connection lost while fetching: {exc!r}") from exc
+        return deliveries, remaining
+
+    def ack_through(self, tag: int) -> None:
+        """Ack every delivery up to and including `tag` on the channel that received them."""
+        import pika.exceptions as pe
+
+        try:
+            self._channel.basic_ack(tag, multiple=True)
+            # basic_ack is asynchronous; a round trip proves the broker received it.
+            self._connection.process_data_events(0)
+            if not self._channel.is_open:
+                raise AckFailed("channel closed before the ack was confirmed")
+        except pe.AMQPError as exc:
+            raise AckFailed(
+                "batch committed but the ack did not reach RabbitMQ; its messages will be "
+                f"redelivered and counted as duplicates by the next run ({exc!r})"
+            ) from exc
+
+    def return_unacked(self) -> None:
+        """Give every unacked delivery back to the queue (nack, requeue); best effort."""
+        import pika.exceptions as pe
+
+        try:
+            if self._channel.is_open:
+                self._channel.basic_nack(0, multiple=True, requeue=True)
+        except pe.AMQPError:
+            log.warning(
+                "nack failed; the broker requeues unacked messages when the connection closes",
+                extra={"event": "nack_failed"},
+            )
+
+    def keepalive(self) -> None:
+        """Service heartbeats while the database phase runs; pika only does so inside its calls."""
+        import pika.exceptions as pe
+
+        try:
+            self._connection.process_data_events(0)
+        except pe.AMQPError:
+            log.warning("broker connection lost during the batch", extra={"event": "broker_lost"})
+
+    def park_oversize(self, queue: str, delivery: Delivery, reason: str) -> None:
+        """Publish a byte-exact copy to the durable oversize queue, confirmed before returning."""
+        import pika
+        import pika.exceptions as pe
+
+        try:
+            if self._oversize_channel is None or not self._oversize_channel.is_open:
+                channel = self._connection.channel()
+                channel.confirm_delivery()
+                channel.queue_declare(queue, durable=True)
+                self._oversize_channel = channel
+            props = dict(delivery.properties)
+            headers = dict(props.get("headers") or {})
+            headers.update(
+                {
+                    "x-drainer-reason": reason,
+                    "x-original-exchange": delivery.exchange,
+                    "x-original-routing-key": delivery.routing_key,
+                }
+            )
+            props["headers"] = headers
+            props["delivery_mode"] = 2
+            self._oversize_channel.basic_publish(
+                "", queue, delivery.body, pika.BasicProperties(**props), mandatory=True
+            )
+        except pe.AMQPError as exc:
+            raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
+
+    def close(self) -> None:
+        """Close the connection; the broker requeues anything still unacked."""
+        import pika.exceptions as pe
+
+        try:
+            if self._connection.is_open:
+                self._connection.close()
+        except pe.AMQPError:
+            pass  # closing a broken connection: the broker already dropped it

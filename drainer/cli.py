@@ -1,0 +1,270 @@
+"""Command line: parse, build Settings, set up logs, run a command; the ONLY place mapping errors
+to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from enum import IntEnum
+from typing import Any
+
+from drainer import __version__, defaults
+from drainer.errors import (
+    AckFailed,
+    BatchNotCommitted,
+    BrokerAccessDenied,
+    BrokerError,
+    ConfigError,
+    DatabaseAccessDenied,
+    DatabaseError,
+    DrainerError,
+    Interrupted,
+    QueueNotFound,
+    SchemaConflict,
+    SchemaOutdated,
+)
+
+log = logging.getLogger("drainer")
+
+
+class Exit(IntEnum):
+    """sysexits(3) values; README "Exit codes" explains each."""
+
+    OK = 0  # done: batches stored and acked, queue empty, or another drainer holds the lease
+    SOFTWARE = 1  # a bug: unexpected exception (traceback in the JSON record)
+    USAGE = 2  # bad flags, environment or config file
+    NOINPUT = 66  # the queue does not exist on the vhost
+    UNAVAILABLE = 69  # broker or database unreachable within the retry budget
+    TEMPFAIL = 75  # batch not committed (messages returned) or committed but not acked
+    NOPERM = 77  # broker or database refused the credentials or the vhost
+    CONFIG = 78  # database schema missing, behind, or changed: run migrate
+
+
+# Most specific first: the first match decides.
+_CODES: tuple[tuple[type[BaseException], Exit, str], ...] = (
+    (ConfigError, Exit.USAGE, "config_error"),
+    (QueueNotFound, Exit.NOINPUT, "queue_not_found"),
+    (BrokerAccessDenied, Exit.NOPERM, "broker_access_denied"),
+    (DatabaseAccessDenied, Exit.NOPERM, "database_access_denied"),
+    (SchemaOutdated, Exit.CONFIG, "schema_outdated"),
+    (SchemaConflict, Exit.CONFIG, "schema_conflict"),
+    (AckFailed, Exit.TEMPFAIL, "ack_failed_after_commit"),
+    (Interrupted, Exit.TEMPFAIL, "interrupted"),
+    (BatchNotCommitted, Exit.TEMPFAIL, "batch_not_committed"),
+    (BrokerError, Exit.UNAVAILABLE, "broker_unavailable"),
+    (DatabaseError, Exit.UNAVAILABLE, "database_unavailable"),
+)
+
+
+def exit_code_for(exc: BaseException) -> tuple[Exit, str]:
+    for kind, code, name in _CODES:
+        if isinstance(exc, kind):
+            return code, name
+    return Exit.SOFTWARE, "unexpected_error"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("connections (flag > env > --config-file > default)")
+    g.add_argument(
+        "--config-file",
+        action="append",
+        metavar="PATH",
+        help="oslo-style INI (vitrage.conf): [DEFAULT] transport_url, [database] "
+        "connection, [persistency] persistor_topic; repeatable; env DRAINER_CONFIG_FILE",
+    )
+    g.add_argument(
+        "--amqp-url",
+        help=f"env DRAINER_AMQP_URL; default {defaults.AMQP_URL.replace('guest:guest', 'guest:***')}; "
+        "several URLs separated by ';' or a rabbit:// transport_url fail over in order",
+    )
+    g.add_argument("--amqp-url-file", metavar="PATH", help="read the AMQP URL from a file; env DRAINER_AMQP_URL_FILE")
+    g.add_argument("--db-url", help="SQLAlchemy URL, e.g. mysql+pymysql://user:pass@host/vitrage; env DRAINER_DB_URL")
+    g.add_argument("--db-url-file", metavar="PATH", help="read the database URL from a file; env DRAINER_DB_URL_FILE")
+    g.add_argument(
+        "--topic", help=f"oslo topic; the queue is <topic>.info; env DRAINER_TOPIC; default {defaults.TOPIC}"
+    )
+    g.add_argument("--queue", help="queue name, overrides --topic; env DRAINER_QUEUE")
+    g.add_argument(
+        "--connect-timeout",
+        type=float,
+        help=f"seconds per connect attempt; env DRAINER_CONNECT_TIMEOUT; default {defaults.CONNECT_TIMEOUT:g}",
+    )
+    g.add_argument(
+        "--socket-timeout",
+        type=float,
+        help=f"seconds per read/write; env DRAINER_SOCKET_TIMEOUT; default {defaults.SOCKET_TIMEOUT:g}",
+    )
+    g.add_argument(
+        "--retry-seconds",
+        type=float,
+        help=f"retry budget for connects and a batch; env DRAINER_RETRY_SECONDS; default {defaults.RETRY_SECONDS:g}",
+    )
+    g.add_argument("--log-format", choices=("json", "text"), help="env DRAINER_LOG_FORMAT; default json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vitrage-drainer", description="Drain Vitrage's vitrage_persistor queue into an events table."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    d = sub.add_parser("drain", help="store up to N messages in one transaction, ack after commit")
+    _common(d)
+    d.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"messages per transaction; env DRAINER_BATCH_SIZE; default {defaults.BATCH_SIZE}",
+    )
+    d.add_argument(
+        "--max-batches",
+        type=int,
+        help=f"batches per run; env DRAINER_MAX_BATCHES; default {defaults.MAX_BATCHES}",
+    )
+    d.add_argument(
+        "--until-empty",
+        action="store_true",
+        default=None,
+        help="batches until the queue is empty; env DRAINER_UNTIL_EMPTY",
+    )
+    d.add_argument(
+        "--max-seconds",
+        type=float,
+        help=f"start no batch after this; env DRAINER_MAX_SECONDS; default {defaults.MAX_SECONDS:g}",
+    )
+    d.add_argument(
+        "--max-message-bytes",
+        type=int,
+        help="larger bodies go to the oversize queue; env DRAINER_MAX_MESSAGE_BYTES; default 4 MiB",
+    )
+    d.add_argument(
+        "--oversize-queue",
+        help="durable queue for oversize messages; env DRAINER_OVERSIZE_QUEUE; default <queue>.oversize",
+    )
+    d.add_argument(
+        "--lock-wait-timeout",
+        type=int,
+        help=f"MySQL session lock wait seconds; env DRAINER_LOCK_WAIT_TIMEOUT; default {defaults.LOCK_WAIT_TIMEOUT}",
+    )
+    d.add_argument(
+        "--heartbeat",
+        type=int,
+        help=f"AMQP heartbeat seconds; env DRAINER_HEARTBEAT; default {defaults.HEARTBEAT}",
+    )
+    d.set_defaults(handler=_run_drain)
+
+    m = sub.add_parser("migrate", help="create or upgrade the schema from sql/<dialect>/*.sql")
+    _common(m)
+    m.set_defaults(handler=_run_migrate)
+    return parser
+
+
+def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
+    from drainer.config import resolve
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    return resolve(flags, env)
+
+
+def _run_drain(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    from drainer.drain import Progress, drain
+    from drainer.signals import StopFlag
+
+    settings = _settings(args, env)
+    settings.require_db_url()
+    progress = Progress(queue=settings.queue_name)
+    stop = StopFlag()
+    stop.install()
+    code, error, message, bug = Exit.OK, None, None, False
+    try:
+        drain(settings, run_id, stop, progress)
+    except DrainerError as exc:
+        code, error = exit_code_for(exc)
+        message = str(exc)
+    except Exception as exc:  # a bug: exit 1, traceback inside the summary record
+        code, error, message, bug = Exit.SOFTWARE, "unexpected_error", repr(exc), True
+    finally:
+        stop.restore()
+    fields: dict[str, Any] = {"event": "summary", **progress.as_record(), "exit_code": int(code)}
+    if error:
+        fields.update(error=error, detail=_masked(message or ""))
+    level = logging.INFO if code == Exit.OK else logging.ERROR
+    log.log(level, "drain finished" if code == Exit.OK else "drain failed", extra=fields, exc_info=bug)
+    return code
+
+
+def _run_migrate(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    from drainer import schema
+    from drainer.store import Store
+
+    settings = _settings(args, env)
+    store = Store.open(settings.require_db_url(), settings)
+    try:
+        applied = schema.migrate(store)
+        version = schema.check(store)
+    finally:
+        store.dispose()
+    log.info(
+        "schema up to date",
+        extra={"event": "migrate", "applied": applied, "version": version, "exit_code": 0},
+    )
+    return Exit.OK
+
+
+def _masked(text: str) -> str:
+    from drainer.config import mask_url
+
+    return mask_url(text)
+
+
+def _log_format(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg.startswith("--log-format="):
+            return arg.split("=", 1)[1]
+        if arg == "--log-format" and i + 1 < len(argv):
+            return argv[i + 1]
+    return env.get("DRAINER_LOG_FORMAT") or defaults.LOG_FORMAT
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run one command; return its exit code (only __main__ and the console script exit)."""
+    from drainer import logs
+    from drainer.drain import new_run_id
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if env is None else env
+    run_id = new_run_id()
+    fmt = _log_format(argv, env)
+    logs.setup(fmt if fmt in ("json", "text") else "json", run_id)
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args, env, run_id))
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    except DrainerError as exc:
+        code, error = exit_code_for(exc)
+        log.error(_masked(str(exc)), extra={"event": "error", "error": error, "exit_code": int(code)})
+        return code
+    except Exception as exc:  # a bug: keep the traceback, but inside one JSON record
+        log.exception(
+            "unexpected error",
+            extra={
+                "event": "error",
+                "error": "unexpected_error",
+                "exit_code": 1,
+                "detail": _masked(repr(exc)),
+            },
+        )
+        return Exit.SOFTWARE
+
+
+def console() -> None:
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Settings from flags > environment > config files (vitrage.conf style) > defaults; URL masking."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from drainer import defaults
+from drainer.errors import ConfigError
+
+_ENV_PREFIX = "DRAINER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs, validated; built once by the CLI and passed down."""
+
+    amqp_urls: tuple[str, ...] = (defaults.AMQP_URL,)
+    db_url: str | None = None
+    topic: str = defaults.TOPIC
+    queue: str | None = None
+    batch_size: int = defaults.BATCH_SIZE
+    max_batches: int = defaults.MAX_BATCHES
+    until_empty: bool = False
+    max_seconds: float = defaults.MAX_SECONDS
+    connect_timeout: float = defaults.CONNECT_TIMEOUT
+    socket_timeout: float = defaults.SOCKET_TIMEOUT
+    heartbeat: int = defaults.HEARTBEAT
+    retry_seconds: float = defaults.RETRY_SECONDS
+    lock_wait_timeout: int = defaults.LOCK_WAIT_TIMEOUT
+    max_message_bytes: int = defaults.MAX_MESSAGE_BYTES
+    oversize_queue: str | None = None
+    log_format: str = defaults.LOG_FORMAT
+    metrics_file: str | None = None
+    pushgateway: str | None = None
+    progress: bool | None = None  # None: show a bar only on a TTY
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue or self.topic + defaults.PRIORITY_SUFFIX
+
+    @property
+    def oversize_queue_name(self) -> str:
+        return self.oversize_queue or self.queue_name + defaults.OVERSIZE_SUFFIX
+
+    def validate(self) -> None:
+        """Raise ConfigError with a plain sentence for the first invalid setting."""
+        if self.batch_size < 1:
+            raise ConfigError("batch size must be at least 1")
+        if self.max_batches < 1:
+            raise ConfigError("max batches must be at least 1")
+        for name in ("max_seconds", "connect_timeout", "socket_timeout", "retry_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be greater than 0")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError("log format must be json or text")
+        if not self.amqp_urls:
+            raise ConfigError("no AMQP URL: give --amqp-url or DRAINER_AMQP_URL")
+        for url in self.amqp_urls:
+            if urlsplit(url).scheme not in ("amqp", "amqps"):
+                raise ConfigError(f"AMQP URL {mask_url(url)} must start with amqp:// or amqps://")
+
+    def require_db_url(self) -> str:
+        if not self.db_url:
+            raise ConfigError(
+                "no database URL: give --db-url, DRAINER_DB_URL, DRAINER_DB_URL_FILE or a "
+                "config file with [database] connection (e.g. mysql+pymysql://user:pass@host/vitrage)"
+            )
+        return self.db_url
+
+
+_USERINFO = re.compile(r"([/,][^:/@,\s]*):([^@/\s]*)@")
+
+
+def mask_url(text: str) -> str:
+    """Replace every password in a URL (or in text quoting URLs) with ***, safe to log."""
+    return _USERINFO.sub(r"\1:***@", text)
+
+
+def transport_url_to_amqp(url: str) -> tuple[str, ...]:
+    """oslo `rabbit://u:p@h1:5672,u:p@h2:5672/vhost?ssl=1` -> one amqp(s) URL per host, in order."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("rabbit", "amqp", "amqps"):
+        raise ConfigError(f"transport_url scheme {parts.scheme!r} is not rabbit://")
+    query = parse_qs(parts.query)
+    ssl = query.get("ssl", ["0"])[-1].lower() in ("1", "true", "yes", "on")
+    scheme = "amqps" if ssl or parts.scheme == "amqps" else "amqp"
+    vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+    urls = []
+    for host in parts.netloc.split(","):
+        if not host:
+            continue
+        urls.append(f"{scheme}://{host}/{quote(vhost, safe='')}")
+    if not urls:
+        raise ConfigError("transport_url names no host")
+    return tuple(urls)
+
+
+def read_config_files(paths: Iterable[str]) -> dict[str, Any]:
+    """Settings found in oslo-style INI files (vitrage.conf); later files win, like oslo.config."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                parser.read_file(handle, source=path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except configparser.Error as exc:
+            raise ConfigError(f"config file {path} is not valid INI: {exc}") from exc
+    found: dict[str, Any] = {}
+    transport = parser.get("DEFAULT", "transport_url", fallback=None)
+    if transport:
+        found["amqp_urls"] = transport_url_to_amqp(transport)
+    connection = parser.get("database", "connection", fallback=None)
+    if connection:
+        found["db_url"] = connection
+    topic = parser.get("persistency", "persistor_topic", fallback=None)
+    if topic:
+        found["topic"] = topic
+    return found
+
+
+def _read_secret_file(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from exc
+
+
+def _coerce(name: str, raw: Any, kind: Any) -> Any:
+    if raw is None or not isinstance(raw, str):
+        return raw
+    try:
+        if kind in ("int", int):
+            return int(raw)
+        if kind in ("float", float):
+            return float(raw)
+        if kind in ("bool", bool, "bool | None"):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    return raw
+
+
+_TYPES = {
+    "batch_size": int,
+    "max_batches": int,
+    "heartbeat": int,
+    "lock_wait_timeout": int,
+    "max_message_bytes": int,
+    "max_seconds": float,
+    "connect_timeout": float,
+    "socket_timeout": float,
+    "retry_seconds": float,
+    "until_empty": bool,
+    "progress": bool,
+}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "amqp_urls":
+            continue
+        raw = env.get(_ENV_PREFIX + f.name.upper())
+        if raw not in (None, ""):
+            found[f.name] = _coerce(_ENV_PREFIX + f.name.upper(), raw, _TYPES.get(f.name, str))
+    amqp = env.get("DRAINER_AMQP_URL") or (
+        _read_secret_file(env["DRAINER_AMQP_URL_FILE"], "DRAINER_AMQP_URL_FILE")
+        if env.get("DRAINER_AMQP_URL_FILE")
+        else None
+    )
+    if amqp:
+        found["amqp_urls"] = split_amqp_urls(amqp)
+    if "db_url" not in found and env.get("DRAINER_DB_URL_FILE"):
+        found["db_url"] = _read_secret_file(env["DRAINER_DB_URL_FILE"], "DRAINER_DB_URL_FILE")
+    return found
+
+
+def split_amqp_urls(value: str) -> tuple[str, ...]:
+    """One URL, several separated by whitespace or ';', or an oslo rabbit:// transport_url."""
+    if value.startswith("rabbit://"):
+        return transport_url_to_amqp(value)
+    return tuple(u for u in re.split(r"[\s;]+", value) if u)
+
+
+def config_paths(flags: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    if flags.get("config_file"):
+        return list(flags["config_file"])
+    raw = env.get("DRAINER_CONFIG_FILE", "")
+    return [p for p in re.split(r"[\s,]+", raw) if p]
+
+
+def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Merge the sources, highest first: flags, environment, config files, defaults."""
+    merged: dict[str, Any] = read_config_files(config_paths(flags, env))
+    merged.update(_from_env(env))
+    given = {k: v for k, v in flags.items() if v is not None}
+    if given.get("amqp_url_file"):
+        merged["amqp_urls"] = split_amqp_urls(_read_secret_file(given["amqp_url_file"], "AMQP URL"))
+    if given.get("db_url_file"):
+        merged["db_url"] = _read_secret_file(given["db_url_file"], "database URL")
+    if given.get("amqp_url"):
+        merged["amqp_urls"] = split_amqp_urls(given["amqp_url"])
+    names = {f.name for f in fields(Settings)}
+    merged.update({k: v for k, v in given.items() if k in names})
+    settings = Settings(**merged)
+    settings.validate()
+    return settings

@@ -1,0 +1,265 @@
+"""The use case: fetch a batch, decode, store it in one transaction, ack after commit; repeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from drainer import envelope
+from drainer.broker import Broker
+from drainer.config import Settings
+from drainer.errors import Interrupted
+from drainer.model import Delivery, Event, Rejection
+from drainer.signals import StopFlag, StopNow
+from drainer.store import BatchHooks, Lease, Store, WriteResult
+
+log = logging.getLogger(__name__)
+
+# Room for SQL escaping (a quote becomes two bytes) and the rest of the row within one packet.
+_PACKET_SHARE = 0.45
+
+
+@dataclass
+class Progress:
+    """Counters of a run so far; the CLI reports them even when the run ends in an error."""
+
+    queue: str = ""
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    oversize: int = 0
+    acked: int = 0
+    batches: int = 0
+    returned: int = 0
+    queue_remaining: int | None = None
+    first_id: int | None = None
+    last_id: int | None = None
+    lease_holder: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def as_record(self) -> dict[str, object]:
+        record = asdict(self)
+        record.pop("started")
+        record["duration_s"] = round(time.monotonic() - self.started, 3)
+        return record
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch, decoded: events in queue order (duplicates removed) and rejections."""
+
+    deliveries: list[Delivery]
+    events: list[Event]
+    rejections: list[Rejection]
+    in_batch_duplicates: int
+    oversize: list[Delivery]
+    origin: dict[str, Delivery]  # event message_id -> its delivery, to set a refused row aside
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def holder_id(run_id: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def effective_max_bytes(settings: Settings, max_packet: int | None) -> int:
+    """The largest body stored as a row: the setting, capped to fit the server's packet."""
+    if max_packet is None:
+        return settings.max_message_bytes
+    return min(settings.max_message_bytes, int(max_packet * _PACKET_SHARE))
+
+
+def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> Batch:
+    """Decode every delivery; keep the first of in-batch duplicates; set oversize ones apart."""
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    oversize: list[Delivery] = []
+    origin: dict[str, Delivery] = {}
+    rejected_keys: set[str] = set()
+    duplicates = 0
+    for delivery in deliveries:
+        if len(delivery.body) > max_bytes:
+            oversize.append(delivery)
+            continue
+        item = envelope.decode(delivery, now)
+        if isinstance(item, Event):
+            if item.message_id in origin:
+                duplicates += 1
+                continue
+            origin[item.message_id] = delivery
+            events.append(item)
+        elif item.dedupe_key in rejected_keys:
+            duplicates += 1
+        else:
+            rejected_keys.add(item.dedupe_key)
+            rejections.append(item)
+    return Batch(deliveries, events, rejections, duplicates, oversize, origin)
+
+
+class Drain:
+    """One run of the drain over one queue, with its broker, store, lease and stop flag."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        store: Store,
+        stop: StopFlag,
+        progress: Progress,
+        on_batch: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.store = store
+        self.stop = stop
+        self.progress = progress
+        self.on_batch = on_batch
+        self.queue = settings.queue_name
+        self.max_bytes = effective_max_bytes(settings, store.max_packet())
+
+    def run(self, lease: Lease | None) -> Progress:
+        """Drain batches until a limit, an empty queue, the deadline or a stop; return the counts."""
+        deadline = self.progress.started + self.settings.max_seconds
+        limit = None if self.settings.until_empty else self.settings.max_batches
+        while limit is None or self.progress.batches < limit:
+            if self.stop.requested or time.monotonic() >= deadline:
+                break
+            deliveries, remaining = self.broker.fetch_batch(self.queue, self.settings.batch_size, self.stop)
+            if remaining is not None:
+                self.progress.queue_remaining = remaining
+            if not deliveries:
+                break
+            self._store_and_ack(deliveries, lease)
+            if self.on_batch is not None:
+                self.on_batch(self.progress)
+            if remaining == 0 or len(deliveries) < self.settings.batch_size:
+                break
+        return self.progress
+
+    def _store_and_ack(self, deliveries: list[Delivery], lease: Lease | None) -> None:
+        p = self.progress
+        p.fetched += len(deliveries)
+        batch = decode_batch(deliveries, self.max_bytes, utcnow())
+        try:
+            parked = self._park_oversize(batch.oversize)
+            hooks = BatchHooks(
+                keepalive=self.broker.keepalive,
+                interruptible=self.stop.interruptible,
+                refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
+            )
+            result = self.store.write_batch(self.queue, batch.events, [*batch.rejections, *parked], lease, hooks)
+        except StopNow as exc:
+            self._return(deliveries)
+            raise Interrupted(f"stopped by {exc} before the batch was committed") from None
+        except BaseException:
+            self._return(deliveries)
+            raise
+        self._count(batch, result)
+        self.broker.ack_through(deliveries[-1].tag)
+        p.acked += len(deliveries)
+        self._log_batch(batch, result)
+
+    def _park_oversize(self, oversize: list[Delivery]) -> list[Rejection]:
+        parked = []
+        target = self.settings.oversize_queue_name
+        for delivery in oversize:
+            reason = f"oversize: {len(delivery.body)} bytes > {self.max_bytes}; moved byte-exact to queue {target!r}"
+            self.broker.park_oversize(target, delivery, reason)
+            parked.append(envelope.rejection(delivery, reason, utcnow(), keep_body=False))
+            log.warning(
+                "oversize message moved to its queue",
+                extra={"event": "oversize", "bytes": len(delivery.body), "target_queue": target},
+            )
+        self.progress.oversize += len(parked)
+        return parked
+
+    def _return(self, deliveries: list[Delivery]) -> None:
+        self.broker.return_unacked()
+        self.progress.returned += len(deliveries)
+
+    def _count(self, batch: Batch, result: WriteResult) -> None:
+        p = self.progress
+        p.batches += 1
+        p.stored += result.stored
+        p.duplicates += result.duplicates + batch.in_batch_duplicates
+        p.rejected += result.rejected
+        if result.first_id is not None and p.first_id is None:
+            p.first_id = result.first_id
+        if result.last_id is not None:
+            p.last_id = result.last_id
+
+    def _log_batch(self, batch: Batch, result: WriteResult) -> None:
+        log.info(
+            "batch committed and acked",
+            extra={
+                "event": "batch",
+                "queue": self.queue,
+                "batch": self.progress.batches,
+                "fetched": len(batch.deliveries),
+                "stored": result.stored,
+                "duplicates": result.duplicates + batch.in_batch_duplicates,
+                "rejected": result.rejected,
+                "set_aside": result.set_aside,
+                "queue_remaining": self.progress.queue_remaining,
+            },
+        )
+        for rejection in batch.rejections:
+            log.warning(
+                "message rejected",
+                extra={"event": "rejected", "reason": rejection.reason, "bytes": rejection.body_size},
+            )
+
+
+def drain(
+    settings: Settings,
+    run_id: str,
+    stop: StopFlag,
+    progress: Progress,
+    on_batch: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """A whole run: open the store and broker, take the queue's lease, drain, tear down."""
+    from drainer import defaults, schema
+
+    db_url = settings.require_db_url()
+    store = Store.open(db_url, settings)
+    broker: Broker | None = None
+    lease: Lease | None = None
+    try:
+        schema.check(store)
+        broker = Broker.connect(settings)
+        lease = Lease(settings.queue_name, holder_id(run_id))
+        ttl = settings.max_seconds + settings.retry_seconds + defaults.LEASE_MARGIN
+        held = store.acquire_lease(lease.name, lease.holder, ttl)
+        if held is not None:
+            lease = None
+            progress.lease_holder = held.holder
+            log.info(
+                "another drainer holds this queue's lease; nothing to do",
+                extra={
+                    "event": "lease_held",
+                    "queue": settings.queue_name,
+                    "holder": held.holder,
+                    "expires_at": held.expires_at.isoformat() if held.expires_at else None,
+                },
+            )
+            return progress
+        return Drain(settings, broker, store, stop, progress, on_batch).run(lease)
+    finally:
+        if lease is not None:
+            store.release_lease(lease)
+        if broker is not None:
+            broker.close()
+        store.dispose()

@@ -1,0 +1,170 @@
+"""Turn a fetched message into an Event or a Rejection: oslo v2, oslo v1 and plain JSON; pure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from drainer.model import Delivery, Event, Rejection
+
+# Payload keys Vitrage's drivers stamp when they filter/enrich an event (older, then newer name).
+SAMPLE_DATE_KEYS = ("vitrage_sample_date", "vitrage_sample_timestamp")
+
+
+class _Undecodable(ValueError):
+    """The body cannot become an event; the message is the reason stored with it."""
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN/Infinity are not JSON: MariaDB and every strict reader refuse them (error 4025).
+    raise _Undecodable(f"non-standard JSON number {name}")
+
+
+def _loads(text: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except _Undecodable:
+        raise
+    except RecursionError as exc:
+        raise _Undecodable(f"{what} is nested too deeply to decode") from exc
+    except ValueError as exc:
+        raise _Undecodable(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _dumps(payload: Any) -> str:
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate ("\ud800") is valid JSON syntax but not Unicode; UTF-8 cannot hold it.
+        raise _Undecodable("payload holds a lone UTF-16 surrogate, not encodable as UTF-8") from exc
+    return text
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse the date formats Vitrage's producers send; naive UTC with microseconds, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        try:
+            return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def collector_timestamp(
+    payload: dict[str, Any], notification: dict[str, Any], properties: dict[str, Any], now: datetime
+) -> datetime:
+    """The time the driver filtered/enriched the event, by the documented fallback chain."""
+    candidates = [payload.get(key) for key in SAMPLE_DATE_KEYS]
+    candidates += [notification.get("timestamp"), properties.get("timestamp")]
+    for candidate in candidates:
+        parsed = parse_timestamp(candidate)
+        if parsed is not None:
+            return parsed
+    return now
+
+
+def dedupe_key(notification: dict[str, Any], properties: dict[str, Any], body: bytes) -> str:
+    """oslo message_id, else the AMQP message_id property, else the SHA-256 of the body."""
+    for candidate in (notification.get("message_id"), properties.get("message_id")):
+        if isinstance(candidate, str) and candidate and len(candidate) <= 255:
+            return candidate
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _unwrap(document: Any) -> tuple[dict[str, Any], Any]:
+    """Return (notification, payload) for an oslo v2 envelope, an oslo v1 dict or a plain object."""
+    if not isinstance(document, dict):
+        raise _Undecodable(f"body is JSON {type(document).__name__}, not an object")
+    if "oslo.message" in document:
+        inner = document["oslo.message"]
+        if not isinstance(inner, str):
+            raise _Undecodable("oslo.message is not a JSON string")
+        notification = _loads(inner, "oslo.message")
+        if not isinstance(notification, dict):
+            raise _Undecodable("oslo.message is not a JSON object")
+        return notification, notification.get("payload")
+    if "payload" in document and "message_id" in document:
+        return document, document["payload"]
+    return {}, document
+
+
+def _text(value: Any, limit: int = 255) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value)
+    return text if len(text) <= limit else None
+
+
+def _to_event(delivery: Delivery, now: datetime) -> Event:
+    if not delivery.body:
+        raise _Undecodable("empty body")
+    try:
+        text = delivery.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Undecodable(f"body is not UTF-8: {exc}") from exc
+    notification, payload = _unwrap(_loads(text, "body"))
+    if not isinstance(payload, dict):
+        raise _Undecodable(f"payload is {type(payload).__name__}, not an object")
+    props = delivery.properties
+    return Event(
+        message_id=dedupe_key(notification, props, delivery.body),
+        collector_timestamp=collector_timestamp(payload, notification, props, now),
+        event_type=_text(notification.get("event_type") or payload.get("vitrage_entity_type")),
+        publisher_id=_text(notification.get("publisher_id")),
+        priority=_text(notification.get("priority"), 32),
+        entity_type=_text(payload.get("vitrage_entity_type")),
+        entity_id=_text(payload.get("vitrage_id") or payload.get("id")),
+        action=_text(payload.get("vitrage_datasource_action"), 64),
+        payload=_dumps(payload),
+    )
+
+
+def properties_json(properties: dict[str, Any]) -> str:
+    """AMQP properties as JSON text; values JSON cannot hold become their repr."""
+    return json.dumps(properties, ensure_ascii=True, default=repr, sort_keys=True)
+
+
+def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = True) -> Rejection:
+    """A Rejection that keeps the delivery byte-exact (or, with keep_body=False, its digest)."""
+    digest = hashlib.sha256(delivery.body).hexdigest()
+    message_id = delivery.properties.get("message_id")
+    key = message_id if isinstance(message_id, str) and 0 < len(message_id) <= 255 else None
+    return Rejection(
+        dedupe_key=key or "sha256:" + digest,
+        reason=reason[:1000],
+        body=delivery.body if keep_body else None,
+        body_size=len(delivery.body),
+        body_sha256=digest,
+        exchange=delivery.exchange,
+        routing_key=delivery.routing_key,
+        properties=properties_json(delivery.properties),
+        redelivered=delivery.redelivered,
+        received_at=now,
+    )
+
+
+def decode(delivery: Delivery, now: datetime) -> Event | Rejection:
+    """Decode one delivery; `now` (naive UTC) is the last-resort collector timestamp."""
+    try:
+        return _to_event(delivery, now)
+    except _Undecodable as exc:
+        return rejection(delivery, str(exc), now)

@@ -1,0 +1,58 @@
+"""Bounded retry policies (tenacity): exponential backoff with jitter, always stopped by a budget."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+log = logging.getLogger(__name__)
+
+
+def bounded(
+    what: str,
+    budget_s: float,
+    transient: Callable[[BaseException], bool],
+    between: Callable[[], None] | None = None,
+    describe: Callable[[BaseException], str] = str,
+) -> Retrying:
+    """Retry `transient` errors until `budget_s` has passed; log every retry; then re-raise."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "retrying %s",
+            what,
+            extra={
+                "event": "retry",
+                "operation": what,
+                "attempt": state.attempt_number,
+                "cause": describe(exc) if exc else None,
+                "sleep_s": round(state.upcoming_sleep, 3),
+            },
+        )
+        if between is not None:
+            between()
+
+    def retryable(exc: BaseException) -> bool:
+        return isinstance(exc, Exception) and transient(exc)
+
+    return Retrying(
+        stop=stop_after_delay(budget_s),
+        wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.5),
+        retry=retry_if_exception(retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+def call(retrying: Retrying, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return retrying(fn, *args, **kwargs)

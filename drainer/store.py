@@ -1,0 +1,592 @@
+"""The only module that holds SQL: engine, batch writes, rejected rows, lease, queries, migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from drainer import retry
+from drainer.config import Settings, mask_url
+from drainer.errors import (
+    BatchNotCommitted,
+    DatabaseAccessDenied,
+    DatabaseError,
+    DatabaseUnavailable,
+    LeaseLost,
+)
+from drainer.model import Event, Rejection
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, Table
+
+log = logging.getLogger(__name__)
+
+# MySQL/MariaDB error numbers, decided by number: PyMySQL raises OperationalError for both kinds.
+TRANSIENT_ERRORS = frozenset(
+    {
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2003,  # can't connect (a failover in progress)
+        1040,  # too many connections
+        1047,  # WSREP has not yet prepared node for application use (Galera)
+        1290,  # read-only (--read-only during failover)
+        1792,  # read-only transaction
+        1927,  # connection killed (MariaDB)
+        4031,  # disconnected by the server for inactivity (MariaDB)
+    }
+)
+INVALIDATE_ERRORS = frozenset({1290, 1792, 2006, 2013, 1927, 4031, 1047})
+DATA_ERRORS = frozenset(
+    {
+        1153,  # packet larger than max_allowed_packet
+        1264,  # out of range
+        1265,  # data truncated
+        1292,  # incorrect datetime
+        1366,  # incorrect string value (encoding)
+        1406,  # data too long
+        1048,  # column cannot be null
+        3140,  # invalid JSON (MySQL)
+        4025,  # CHECK constraint failed (MariaDB JSON_VALID)
+    }
+)
+ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143})
+SQLITE_BUSY_WORDS = ("database is locked", "database table is locked")
+
+_INSERT_CHUNK = 1000  # rows per IN-list lookup
+
+
+def error_number(exc: BaseException) -> int | None:
+    """The server's error number behind a SQLAlchemy/PyMySQL exception, if any."""
+    orig = getattr(exc, "orig", exc)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line, password-free description of a database error."""
+    orig = getattr(exc, "orig", None) or exc
+    return mask_url(f"{type(orig).__name__}: {orig}")[:500]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if error_number(exc) in TRANSIENT_ERRORS:
+        return True
+    message = str(getattr(exc, "orig", exc))
+    return any(word in message for word in SQLITE_BUSY_WORDS)
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    if isinstance(exc, UnicodeError):
+        return True
+    number = error_number(exc)
+    if number in DATA_ERRORS:
+        return True
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    # SQLite reports CHECK and NOT NULL failures as IntegrityError without a number.
+    return number is None and isinstance(exc, DataError | IntegrityError)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one committed batch transaction did."""
+
+    stored: int
+    duplicates: int
+    rejected: int
+    set_aside: int  # events the database refused, moved to rejected_messages
+    first_id: int | None = None
+    last_id: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchHooks:
+    """How the drain loop takes part in a write: service the broker, and allow interruption."""
+
+    keepalive: Callable[[], None] = lambda: None
+    interruptible: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+    refuse: Callable[[Event, str], Rejection] | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """This run's claim on a queue: only the holder writes batches for it."""
+
+    name: str
+    holder: str
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    holder: str | None
+    expires_at: datetime | None
+
+
+def _tables() -> dict[str, Table]:
+    from sqlalchemy import (
+        BigInteger,
+        Boolean,
+        Column,
+        DateTime,
+        Integer,
+        LargeBinary,
+        MetaData,
+        String,
+        Table,
+        Text,
+    )
+
+    md = MetaData()
+    big = BigInteger().with_variant(Integer(), "sqlite")
+    return {
+        "events": Table(
+            "events",
+            md,
+            Column("id", big, primary_key=True, autoincrement=True),
+            Column("message_id", String(255), nullable=False),
+            Column("collector_timestamp", DateTime(), nullable=False),
+            Column("event_type", String(255)),
+            Column("publisher_id", String(255)),
+            Column("priority", String(32)),
+            Column("entity_type", String(255)),
+            Column("entity_id", String(255)),
+            Column("action", String(64)),
+            Column("payload", Text(), nullable=False),
+            Column("stored_at", DateTime(), nullable=False),
+        ),
+        "rejected": Table(
+            "rejected_messages",
+            md,
+            Column("id", big, primary_key=True, autoincrement=True),
+            Column("dedupe_key", String(255), nullable=False),
+            Column("received_at", DateTime(), nullable=False),
+            Column("queue", String(255), nullable=False),
+            Column("exchange", String(255)),
+            Column("routing_key", String(255)),
+            Column("redelivered", Boolean()),
+            Column("reason", Text(), nullable=False),
+            Column("properties", Text()),
+            Column("body", LargeBinary()),
+            Column("body_size", BigInteger()),
+            Column("body_sha256", String(64), nullable=False),
+        ),
+        "leases": Table(
+            "drainer_leases",
+            md,
+            Column("name", String(255), primary_key=True),
+            Column("holder", String(255)),
+            Column("acquired_at", DateTime()),
+            Column("renewed_at", DateTime()),
+            Column("expires_at", DateTime(), nullable=False),
+        ),
+        "migrations": Table(
+            "schema_migrations",
+            md,
+            Column("name", String(255), primary_key=True),
+            Column("checksum", String(64), nullable=False),
+            Column("applied_at", DateTime(), nullable=False),
+        ),
+    }
+
+
+MIGRATIONS_DDL = {
+    "mysql": (
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name VARCHAR(255) NOT NULL PRIMARY KEY, checksum CHAR(64) NOT NULL,"
+        " applied_at DATETIME(6) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    ),
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name TEXT NOT NULL PRIMARY KEY, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    ),
+}
+
+
+def _engine(url: str, settings: Settings) -> Engine:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": settings.lock_wait_timeout}, poolclass=None)
+
+        @event.listens_for(engine, "connect")
+        def _autocommit_off(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy emit BEGIN so SAVEPOINTs work (pysqlite's own handling breaks them).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            # Take the write lock up front: a second writer waits (bounded) instead of deadlocking.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if parsed.get_backend_name() not in ("mysql", "mariadb"):
+        raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}: use MySQL/MariaDB or SQLite")
+    wait = int(settings.lock_wait_timeout)
+    init = (
+        "SET time_zone = '+00:00', "
+        "sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', "
+        f"innodb_lock_wait_timeout = {wait}, lock_wait_timeout = {wait}"
+    )
+    return create_engine(
+        parsed,
+        pool_size=1,
+        max_overflow=1,
+        pool_pre_ping=False,
+        connect_args={
+            "charset": "utf8mb4",
+            "connect_timeout": max(1, int(settings.connect_timeout)),
+            "read_timeout": int(settings.socket_timeout),
+            "write_timeout": int(settings.socket_timeout),
+            "init_command": init,
+        },
+    )
+
+
+class Store:
+    """The database side of a run: one engine, the drainer's tables, every statement."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.dialect = "sqlite" if engine.dialect.name == "sqlite" else "mysql"
+        self._settings = settings
+        self._t = _tables()
+
+    @classmethod
+    def open(cls, url: str, settings: Settings) -> Store:
+        """Connect (retrying transient failures within the budget) and return a Store."""
+        store = cls(_engine(url, settings), settings)
+        store._connect_check()
+        return store
+
+    def _connect_check(self) -> None:
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        def ping() -> None:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        where = mask_url(self.engine.url.render_as_string(hide_password=True))
+        policy = retry.bounded("database connect", self._settings.retry_seconds, _is_transient, describe=describe)
+        try:
+            policy(ping)
+        except DBAPIError as exc:
+            number = error_number(exc)
+            if number in ACCESS_DENIED:
+                raise DatabaseAccessDenied(f"database refused access at {where}: {describe(exc)}") from exc
+            raise DatabaseUnavailable(f"database unreachable at {where}: {describe(exc)}") from exc
+
+    def max_packet(self) -> int | None:
+        """The server's max_allowed_packet (MySQL), to keep a row under it."""
+        if self.dialect != "mysql":
+            return None
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
+
+    def now(self, conn: Connection) -> datetime:
+        """The database's clock in UTC (one clock for every drainer host)."""
+        if self.dialect == "mysql":
+            from sqlalchemy import text
+
+            value = conn.execute(text("SELECT UTC_TIMESTAMP(6)")).scalar_one()
+            return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return utcnow()
+
+    # -- migrations ---------------------------------------------------------------------------
+
+    def applied_migrations(self) -> dict[str, str] | None:
+        """name -> checksum of applied files, or None when the schema table does not exist."""
+        from sqlalchemy import inspect, select
+
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("schema_migrations"):
+                return None
+            t = self._t["migrations"]
+            return dict(conn.execute(select(t.c.name, t.c.checksum)).all())
+
+    def apply_migration(self, name: str, checksum: str, statements: Sequence[str]) -> None:
+        """Run one file's statements and record it (DDL autocommits on MySQL: record last)."""
+        from sqlalchemy import insert
+
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(MIGRATIONS_DDL[self.dialect])
+        with self.engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+            conn.execute(insert(self._t["migrations"]).values(name=name, checksum=checksum, applied_at=utcnow()))
+
+    # -- the batch ----------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        queue: str,
+        events: Sequence[Event],
+        rejections: Sequence[Rejection],
+        lease: Lease | None,
+        hooks: BatchHooks,
+    ) -> WriteResult:
+        """Store a batch in ONE transaction, retrying transient errors within the budget."""
+        from sqlalchemy.exc import DBAPIError
+
+        policy = retry.bounded(
+            "batch transaction",
+            self._settings.retry_seconds,
+            _is_transient,
+            between=hooks.keepalive,
+            describe=describe,
+        )
+        try:
+            return policy(self._write_once, queue, events, rejections, lease, hooks)
+        except DBAPIError as exc:
+            raise BatchNotCommitted(f"batch not committed: {describe(exc)}") from exc
+
+    def _write_once(
+        self,
+        queue: str,
+        events: Sequence[Event],
+        rejections: Sequence[Rejection],
+        lease: Lease | None,
+        hooks: BatchHooks,
+    ) -> WriteResult:
+        from sqlalchemy.exc import DBAPIError
+
+        conn = self.engine.connect()
+        try:
+            with conn.begin():
+                with hooks.interruptible():
+                    if lease is not None:
+                        self._fence(conn, lease)
+                    fresh = self._new_only(conn, self._t["events"].c.message_id, events, "message_id")
+                    refused = self._insert_events(conn, fresh)
+                    set_aside = [self._refusal(hooks, event, reason) for event, reason in refused]
+                    all_rejections = [*rejections, *set_aside]
+                    new_rejections = self._new_only(
+                        conn, self._t["rejected"].c.dedupe_key, all_rejections, "dedupe_key"
+                    )
+                    self._insert_rejections(conn, queue, new_rejections)
+                    first_id, last_id = self._id_range(conn, fresh, refused)
+                # leaving the block commits; a signal now waits for the commit to finish
+            stored = len(fresh) - len(refused)
+            return WriteResult(
+                stored=stored,
+                duplicates=(len(events) - len(fresh)) + (len(all_rejections) - len(new_rejections)),
+                rejected=len(new_rejections),
+                set_aside=len(refused),
+                first_id=first_id,
+                last_id=last_id,
+            )
+        except DBAPIError as exc:
+            if error_number(exc) in INVALIDATE_ERRORS:
+                conn.invalidate()  # never reuse a connection to a node that went read-only
+            raise
+        finally:
+            conn.close()
+
+    def _refusal(self, hooks: BatchHooks, event: Event, reason: str) -> Rejection:
+        if hooks.refuse is None:
+            raise BatchNotCommitted(f"the database refused event {event.message_id}: {reason}")
+        log.warning(
+            "database refused an event; setting it aside",
+            extra={"event": "row_refused", "message_id": event.message_id, "reason": reason},
+        )
+        return hooks.refuse(event, "database refused the row: " + reason)
+
+    def _fence(self, conn: Connection, lease: Lease) -> None:
+        from sqlalchemy import update
+
+        t = self._t["leases"]
+        now = self.now(conn)
+        result = conn.execute(
+            update(t)
+            .where(t.c.name == lease.name, t.c.holder == lease.holder, t.c.expires_at > now)
+            .values(renewed_at=now)
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(f"this run's lease on {lease.name!r} expired or was taken; batch not committed")
+
+    def _new_only(self, conn: Connection, column: Any, items: Sequence[Any], attr: str) -> list[Any]:
+        """Items whose key is not stored yet (duplicates in `items` were removed by the caller)."""
+        if not items:
+            return []
+        from sqlalchemy import select
+
+        keys = [getattr(i, attr) for i in items]
+        existing: set[str] = set()
+        for start in range(0, len(keys), _INSERT_CHUNK):
+            chunk = keys[start : start + _INSERT_CHUNK]
+            existing.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+        return [i for i in items if getattr(i, attr) not in existing]
+
+    def _events_insert(self) -> Any:
+        t = self._t["events"]
+        if self.dialect == "mysql":
+            from sqlalchemy.dialects.mysql import insert
+
+            # Skips only a key conflict; INSERT IGNORE would also swallow truncation errors.
+            return insert(t).on_duplicate_key_update(id=t.c.id)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(t).on_conflict_do_nothing(index_elements=["message_id"])
+
+    def _insert_events(self, conn: Connection, events: Sequence[Event]) -> list[tuple[Event, str]]:
+        """Insert in queue order; rows the database refuses are found by bisection and returned."""
+        if not events:
+            return []
+        from sqlalchemy.exc import DBAPIError, StatementError
+
+        now = utcnow()
+        rows = [
+            {
+                "message_id": e.message_id,
+                "collector_timestamp": e.collector_timestamp,
+                "event_type": e.event_type,
+                "publisher_id": e.publisher_id,
+                "priority": e.priority,
+                "entity_type": e.entity_type,
+                "entity_id": e.entity_id,
+                "action": e.action,
+                "payload": e.payload,
+                "stored_at": now,
+            }
+            for e in events
+        ]
+        statement = self._events_insert()
+
+        def attempt(lo: int, hi: int) -> list[tuple[Event, str]]:
+            try:
+                with conn.begin_nested():
+                    conn.execute(statement, rows[lo:hi])
+                return []
+            except (DBAPIError, StatementError, UnicodeError) as exc:
+                # StatementError wraps driver-side failures such as an unencodable string.
+                if not (_is_data_error(exc) or _is_data_error(getattr(exc, "orig", None) or exc)):
+                    raise
+                if hi - lo == 1:
+                    return [(events[lo], describe(exc))]
+                mid = (lo + hi) // 2
+                return attempt(lo, mid) + attempt(mid, hi)
+
+        return attempt(0, len(rows))
+
+    def _insert_rejections(self, conn: Connection, queue: str, rejections: Sequence[Rejection]) -> None:
+        if not rejections:
+            return
+        from sqlalchemy import insert
+
+        conn.execute(
+            insert(self._t["rejected"]),
+            [
+                {
+                    "dedupe_key": r.dedupe_key,
+                    "received_at": r.received_at,
+                    "queue": queue,
+                    "exchange": r.exchange,
+                    "routing_key": r.routing_key,
+                    "redelivered": r.redelivered,
+                    "reason": r.reason,
+                    "properties": r.properties,
+                    "body": r.body,
+                    "body_size": r.body_size,
+                    "body_sha256": r.body_sha256,
+                }
+                for r in rejections
+            ],
+        )
+
+    def _id_range(
+        self, conn: Connection, fresh: Sequence[Event], refused: Sequence[tuple[Event, str]]
+    ) -> tuple[int | None, int | None]:
+        if len(fresh) == len(refused):
+            return None, None
+        from sqlalchemy import func, select
+
+        t = self._t["events"]
+        refused_ids = {e.message_id for e, _ in refused}
+        keys = [e.message_id for e in fresh if e.message_id not in refused_ids]
+        lo, hi = conn.execute(
+            select(func.min(t.c.id), func.max(t.c.id)).where(t.c.message_id.in_([keys[0], keys[-1]]))
+        ).one()
+        return lo, hi
+
+    # -- the lease ----------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> LeaseHolder | None:
+        """Take the queue's lease; None on success, else who holds it and until when."""
+        from sqlalchemy import select, update
+
+        t = self._t["leases"]
+        with self.engine.begin() as conn:
+            self._ensure_lease_row(conn, name)
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            taken = conn.execute(
+                update(t)
+                .where(t.c.name == name, (t.c.holder.is_(None)) | (t.c.expires_at <= now))
+                .values(
+                    holder=holder,
+                    acquired_at=now,
+                    renewed_at=now,
+                    expires_at=now + timedelta(seconds=ttl_s),
+                )
+            ).rowcount
+            if taken == 1:
+                return None
+            row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).one()
+            return LeaseHolder(row.holder, row.expires_at)
+
+    def _ensure_lease_row(self, conn: Connection, name: str) -> None:
+        t = self._t["leases"]
+        epoch = datetime(1970, 1, 1)
+        if self.dialect == "mysql":
+            from sqlalchemy.dialects.mysql import insert
+
+            conn.execute(insert(t).values(name=name, expires_at=epoch).on_duplicate_key_update(name=t.c.name))
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(t).values(name=name, expires_at=epoch).on_conflict_do_nothing())
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease up so the next run need not wait for it to expire."""
+        from sqlalchemy import update
+        from sqlalchemy.exc import DBAPIError
+
+        t = self._t["leases"]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(t)
+                    .where(t.c.name == lease.name, t.c.holder == lease.holder)
+                    .values(holder=None, expires_at=self.now(conn))
+                )
+        except DBAPIError as exc:
+            log.warning(
+                "could not release the lease; it expires on its own",
+                extra={"event": "lease_release_failed", "cause": describe(exc)},
+            )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
