@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -55,7 +56,7 @@ class Settings:
         if self.max_batches < 1:
             raise ConfigError("max batches must be at least 1")
         for name in ("max_seconds", "connect_timeout", "socket_timeout", "retry_seconds"):
-            if getattr(self, name) <= 0:
+            if not 0 < getattr(self, name) < math.inf:  # also refuses nan and inf from the environment
                 raise ConfigError(f"{name.replace('_', ' ')} must be greater than 0")
         if self.log_format not in ("json", "text"):
             raise ConfigError("log format must be json or text")

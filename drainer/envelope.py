@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from drainer.model import Delivery, Event, Rejection
 
@@ -65,7 +65,10 @@ def parse_timestamp(value: Any) -> datetime | None:
     else:
         return None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 lies before datetime.min in UTC
+            return None
     return parsed
 
 
@@ -82,10 +85,15 @@ def collector_timestamp(
     return now
 
 
+def _usable_key(candidate: object) -> TypeGuard[str]:
+    # The key columns are VARCHAR(255) ascii; anything else (even a lone surrogate) fails the lookup.
+    return isinstance(candidate, str) and 0 < len(candidate) <= 255 and candidate.isascii()
+
+
 def dedupe_key(notification: dict[str, Any], properties: dict[str, Any], body: bytes) -> str:
     """oslo message_id, else the AMQP message_id property, else the SHA-256 of the body."""
     for candidate in (notification.get("message_id"), properties.get("message_id")):
-        if isinstance(candidate, str) and candidate and len(candidate) <= 255:
+        if _usable_key(candidate):
             return candidate
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
@@ -147,7 +155,7 @@ def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = 
     """A Rejection that keeps the delivery byte-exact (or, with keep_body=False, its digest)."""
     digest = hashlib.sha256(delivery.body).hexdigest()
     message_id = delivery.properties.get("message_id")
-    key = message_id if isinstance(message_id, str) and 0 < len(message_id) <= 255 else None
+    key = message_id if _usable_key(message_id) else None
     return Rejection(
         dedupe_key=key or "sha256:" + digest,
         reason=reason[:1000],
