@@ -44,8 +44,12 @@ def fixture_payloads() -> dict[str, dict[str, Any]]:
     return {p.name: json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))}
 
 
-def oslo_v2(payload: dict[str, Any], message_id: str | None = None, event_type: str = "nova.instance",
-            timestamp: str = "2026-11-24 21:19:37.666931") -> bytes:
+def oslo_v2(
+    payload: dict[str, Any],
+    message_id: str | None = None,
+    event_type: str = "nova.instance",
+    timestamp: str = "2026-11-24 21:19:37.666931",
+) -> bytes:
     """Exactly what oslo.messaging's messagingv2 driver puts on the wire."""
     inner = {
         "message_id": message_id or str(uuid.uuid4()),
@@ -160,8 +164,13 @@ def _mysql_admin(sql: str) -> None:
     import pymysql
 
     parts = urlsplit(MYSQL_URL.replace("mysql+pymysql", "mysql"))
-    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-                           password=parts.password or "", autocommit=True)
+    conn = pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        autocommit=True,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
@@ -219,14 +228,26 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
     """Run `python -m drainer ARGS` as operators do: a real process, its exit code and stderr."""
-    proc = subprocess.run([sys.executable, "-m", "drainer", *args], capture_output=True, text=True,
-                          env=_env(env), timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "drainer", *args],
+        capture_output=True,
+        text=True,
+        env=_env(env),
+        timeout=timeout,
+        cwd=ROOT,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "drainer", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(env), cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "drainer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(env),
+        cwd=ROOT,
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:

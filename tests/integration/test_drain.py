@@ -116,8 +116,9 @@ def test_duplicates_in_one_batch_and_across_runs_are_stored_once(rabbit, db, dra
 
 def test_dedupe_key_falls_back_to_amqp_message_id_then_body_hash(rabbit, db, drainer):
     plain = json.dumps({"vitrage_entity_type": "static", "id": "s1"}).encode()
-    rabbit.publish([plain, plain, b'{"id": "p"}', b'{"id": "p"}'],
-                   [{"message_id": "amqp-1"}, {"message_id": "amqp-1"}, {}, {}])
+    rabbit.publish(
+        [plain, plain, b'{"id": "p"}', b'{"id": "p"}'], [{"message_id": "amqp-1"}, {"message_id": "amqp-1"}, {}, {}]
+    )
     result = drainer("drain")
     assert result.code == 0
     keys = [r.message_id for r in events(db)]
@@ -129,8 +130,15 @@ def test_unicode_nul_deep_nesting_and_big_integers_round_trip_exactly(rabbit, db
     deep: dict = {"leaf": 1}
     for _ in range(60):
         deep = {"n": deep}
-    payload = {"emoji": "alarm \U0001f525\U0001f4a5", "nul": "a\x00b", "big": 123456789012345678901234567890,
-               "neg": -(2**70), "float": 0.1, "deep": deep, "cjk": "警报"}
+    payload = {
+        "emoji": "alarm \U0001f525\U0001f4a5",
+        "nul": "a\x00b",
+        "big": 123456789012345678901234567890,
+        "neg": -(2**70),
+        "float": 0.1,
+        "deep": deep,
+        "cjk": "警报",
+    }
     rabbit.publish([oslo_v2(payload, message_id="unicode-1")])
     result = drainer("drain")
     assert result.code == 0, result.stderr
@@ -140,9 +148,14 @@ def test_unicode_nul_deep_nesting_and_big_integers_round_trip_exactly(rabbit, db
 
 
 def test_oslo_v1_and_plain_objects_are_events(rabbit, db, drainer):
-    v1 = {"message_id": "v1-1", "publisher_id": "p", "event_type": "e", "priority": "INFO",
-          "payload": {"vitrage_sample_timestamp": "2020-01-02T03:04:05.123456+02:00"},
-          "timestamp": "2019-01-01 00:00:00"}
+    v1 = {
+        "message_id": "v1-1",
+        "publisher_id": "p",
+        "event_type": "e",
+        "priority": "INFO",
+        "payload": {"vitrage_sample_timestamp": "2020-01-02T03:04:05.123456+02:00"},
+        "timestamp": "2019-01-01 00:00:00",
+    }
     plain = {"vitrage_entity_type": "nagios", "vitrage_sample_date": "2015-12-01T12:46:41Z"}
     rabbit.publish([json.dumps(v1).encode(), json.dumps(plain).encode()])
     assert drainer("drain").code == 0
@@ -157,8 +170,17 @@ def test_database_unreachable_exits_69_and_keeps_every_message(rabbit, drainer):
     from tests.conftest import run_cli
 
     rabbit.publish([oslo_v2({"id": i}) for i in range(5)])
-    result = run_cli("drain", "--db-url", "mysql+pymysql://root:s3cret-pw@127.0.0.1:1/x",
-                     "--amqp-url", rabbit.url, "--queue", rabbit.queue, "--retry-seconds", "1")
+    result = run_cli(
+        "drain",
+        "--db-url",
+        "mysql+pymysql://root:s3cret-pw@127.0.0.1:1/x",
+        "--amqp-url",
+        rabbit.url,
+        "--queue",
+        rabbit.queue,
+        "--retry-seconds",
+        "1",
+    )
     assert result.code == 69, result.stderr
     assert result.summary["error"] == "database_unavailable"
     assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr

@@ -34,20 +34,40 @@ def test_migrate_refuses_a_file_changed_after_it_was_applied(db):
 
 
 def test_wheel_carries_the_sql_files_and_migrates_when_installed(tmp_path: Path):
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("vitrage_drainer-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "drainer/sql/mysql/001_events.sql" in names and "drainer/sql/sqlite/001_events.sql" in names
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     db_file = tmp_path / "w.sqlite"
-    proc = subprocess.run([sys.executable, "-m", "drainer", "migrate", "--db-url", f"sqlite:///{db_file}"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "drainer", "migrate", "--db-url", f"sqlite:///{db_file}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
-    assert str(target) in subprocess.run(
-        [sys.executable, "-c", "import drainer; print(drainer.__file__)"], capture_output=True, text=True,
-        cwd=tmp_path, env={"PYTHONPATH": str(target)}).stdout
+    assert (
+        str(target)
+        in subprocess.run(
+            [sys.executable, "-c", "import drainer; print(drainer.__file__)"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(target)},
+        ).stdout
+    )

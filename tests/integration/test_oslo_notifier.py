@@ -34,18 +34,29 @@ def test_oslo_notifier_events_are_stored_in_publish_order_with_exact_timestamps(
     oslo_messaging.set_transport_defaults("vitrage")  # control exchange "vitrage", as Vitrage does
     rabbit_url = AMQP_URL.replace("amqp://", "rabbit://").replace("%2F", "")
     transport = oslo_messaging.get_notification_transport(conf, url=rabbit_url)
-    notifier = oslo_messaging.Notifier(transport, driver="messagingv2", publisher_id="datasources.events",
-                                       topics=[notifier_topic])
+    notifier = oslo_messaging.Notifier(
+        transport, driver="messagingv2", publisher_id="datasources.events", topics=[notifier_topic]
+    )
     payloads = []
-    for i, (name, payload) in enumerate(sorted(fixture_payloads().items()) * 3):
+    for i, (_name, payload) in enumerate(sorted(fixture_payloads().items()) * 3):
         payload = dict(payload, vitrage_sample_date=f"2026-11-24 21:19:{i % 60:02d}.{i:06d}", seq=i)
         payloads.append(payload)
         notifier.info({}, payload.get("vitrage_entity_type", "unknown"), payload)
     transport.cleanup()
 
     assert run_cli("migrate", "--db-url", db.url).code == 0
-    result = run_cli("drain", "--db-url", db.url, "--amqp-url", AMQP_URL, "--topic", notifier_topic,
-                     "--until-empty", "--batch-size", "20")
+    result = run_cli(
+        "drain",
+        "--db-url",
+        db.url,
+        "--amqp-url",
+        AMQP_URL,
+        "--topic",
+        notifier_topic,
+        "--until-empty",
+        "--batch-size",
+        "20",
+    )
     assert result.code == 0, result.stderr
     assert result.summary["queue"] == f"{notifier_topic}.info"
     rows = db.rows("SELECT id, collector_timestamp, event_type, publisher_id, payload FROM events ORDER BY id")
