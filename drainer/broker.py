@@ -59,7 +59,7 @@ def _parameters(settings: Settings) -> list[pika.URLParameters]:
         p.stack_timeout = settings.connect_timeout * 2
         p.blocked_connection_timeout = settings.socket_timeout
         p.heartbeat = settings.heartbeat
-        p.client_properties = {"connection_name": "vitrage-drainer"}
+        p.client_properties = {"connection_name": f"vitrage-drainer {settings.queue_name}"}
         params.append(p)
     return params
 
@@ -172,7 +172,7 @@ class Broker:
 
         try:
             self._channel.basic_ack(tag, multiple=True)
-            # basic_ack is asynchronous; a round trip proves the broker received it.
+            # basic_ack has no reply; servicing the connection surfaces a close the broker sent.
             self._connection.process_data_events(0)
             if not self._channel.is_open:
                 raise AckFailed("channel closed before the ack was confirmed")
@@ -203,6 +203,17 @@ class Broker:
             self._connection.process_data_events(0)
         except pe.AMQPError:
             log.warning("broker connection lost during the batch", extra={"event": "broker_lost"})
+
+    def ensure_open(self) -> None:
+        """Raise BrokerUnavailable when the connection is gone: the batch could not be acked."""
+        import pika.exceptions as pe
+
+        try:
+            self._connection.process_data_events(0)
+        except pe.AMQPError as exc:
+            raise BrokerUnavailable(f"RabbitMQ connection lost before the commit: {exc!r}") from exc
+        if not self._channel.is_open:
+            raise BrokerUnavailable("RabbitMQ closed the channel before the commit")
 
     def park_oversize(self, queue: str, delivery: Delivery, reason: str) -> None:
         """Publish a byte-exact copy to the durable oversize queue, confirmed before returning."""

@@ -75,7 +75,8 @@ class Settings:
         return self.db_url
 
 
-_USERINFO = re.compile(r"([/,][^:/@,\s]*):([^@/\s]*)@")
+# Greedy up to the last "@" of the host part: a raw "@" inside a password stays hidden too.
+_USERINFO = re.compile(r"([/,][^:/@,\s]*):([^/\s,]*)@")
 
 
 def mask_url(text: str) -> str:

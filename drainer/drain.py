@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from drainer import envelope
 from drainer.broker import Broker
 from drainer.config import Settings
-from drainer.errors import Interrupted
+from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
 from drainer.model import Delivery, Event, Rejection
 from drainer.signals import StopFlag, StopNow
 from drainer.store import BatchHooks, Lease, Store, WriteResult
@@ -69,6 +69,21 @@ def utcnow() -> datetime:
 
 def holder_id(run_id: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when `holder` names a process on this host that no longer runs (a killed drainer)."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
 
 
 def new_run_id() -> str:
@@ -157,6 +172,7 @@ class Drain:
             parked = self._park_oversize(batch.oversize)
             hooks = BatchHooks(
                 keepalive=self.broker.keepalive,
+                before_commit=self._still_ackable,
                 interruptible=self.stop.interruptible,
                 refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
             )
@@ -171,6 +187,13 @@ class Drain:
         self.broker.ack_through(deliveries[-1].tag)
         p.acked += len(deliveries)
         self._log_batch(batch, result)
+
+    def _still_ackable(self) -> None:
+        try:
+            self.broker.ensure_open()
+        except BrokerUnavailable as exc:
+            # The broker already requeued the deliveries; committing would only make duplicates.
+            raise BatchNotCommitted(f"batch not committed: {exc}") from exc
 
     def _park_oversize(self, oversize: list[Delivery]) -> list[Rejection]:
         parked = []
@@ -241,8 +264,8 @@ def drain(
         schema.check(store)
         broker = Broker.connect(settings)
         lease = Lease(settings.queue_name, holder_id(run_id))
-        ttl = settings.max_seconds + settings.retry_seconds + defaults.LEASE_MARGIN
-        held = store.acquire_lease(lease.name, lease.holder, ttl)
+        ttl = settings.max_seconds + defaults.LEASE_MARGIN
+        held = store.acquire_lease(lease.name, lease.holder, ttl, holder_is_dead)
         if held is not None:
             lease = None
             progress.lease_holder = held.holder

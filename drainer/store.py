@@ -116,6 +116,7 @@ class BatchHooks:
     """How the drain loop takes part in a write: service the broker, and allow interruption."""
 
     keepalive: Callable[[], None] = lambda: None
+    before_commit: Callable[[], None] = lambda: None  # raises when the batch can no longer be acked
     interruptible: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
     refuse: Callable[[Event, str], Rejection] | None = None
 
@@ -370,8 +371,6 @@ class Store:
         try:
             with conn.begin():
                 with hooks.interruptible():
-                    if lease is not None:
-                        self._fence(conn, lease)
                     fresh = self._new_only(conn, self._t["events"].c.message_id, events, "message_id")
                     refused = self._insert_events(conn, fresh)
                     set_aside = [self._refusal(hooks, event, reason) for event, reason in refused]
@@ -381,6 +380,10 @@ class Store:
                     )
                     self._insert_rejections(conn, queue, new_rejections)
                     first_id, last_id = self._id_range(conn, fresh, refused)
+                    # Fence last: the lease row stays locked only for the commit, and is checked at it.
+                    if lease is not None:
+                        self._fence(conn, lease)
+                    hooks.before_commit()
                 # leaving the block commits; a signal now waits for the commit to finish
             stored = len(fresh) - len(refused)
             return WriteResult(
@@ -526,24 +529,46 @@ class Store:
 
     # -- the lease ----------------------------------------------------------------------------
 
-    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> LeaseHolder | None:
-        """Take the queue's lease; None on success, else who holds it and until when."""
+    def acquire_lease(
+        self, name: str, holder: str, ttl_s: float, is_dead: Callable[[str], bool] = lambda _h: False
+    ) -> LeaseHolder | None:
+        """Take the queue's lease; None on success, else who holds it and until when.
+
+        A holder that `is_dead` (a killed run on this host) is taken over at once; any other
+        holder keeps the lease until it expires.
+        """
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.engine.begin() as conn:
+                self._ensure_lease_row(conn, name)
+            current = self._try_take(name, holder, ttl_s, None)
+            if current is not None and current.holder and is_dead(current.holder):
+                log.warning(
+                    "taking over the lease of a drainer that is no longer running",
+                    extra={"event": "lease_takeover", "previous_holder": current.holder},
+                )
+                current = self._try_take(name, holder, ttl_s, current.holder)
+            return current
+        except DBAPIError as exc:
+            if error_number(exc) in (1205, 1213) or _is_transient(exc) and "locked" in str(exc):
+                # The lease row is locked by a batch transaction that is committing right now.
+                return LeaseHolder("(a drainer committing a batch)", None)
+            raise DatabaseUnavailable(f"could not take the lease: {describe(exc)}") from exc
+
+    def _try_take(self, name: str, holder: str, ttl_s: float, dead: str | None) -> LeaseHolder | None:
         from sqlalchemy import select, update
 
         t = self._t["leases"]
         with self.engine.begin() as conn:
-            self._ensure_lease_row(conn, name)
-        with self.engine.begin() as conn:
             now = self.now(conn)
+            free = (t.c.holder.is_(None)) | (t.c.expires_at <= now)
+            if dead is not None:
+                free = free | (t.c.holder == dead)
             taken = conn.execute(
                 update(t)
-                .where(t.c.name == name, (t.c.holder.is_(None)) | (t.c.expires_at <= now))
-                .values(
-                    holder=holder,
-                    acquired_at=now,
-                    renewed_at=now,
-                    expires_at=now + timedelta(seconds=ttl_s),
-                )
+                .where(t.c.name == name, free)
+                .values(holder=holder, acquired_at=now, renewed_at=now, expires_at=now + timedelta(seconds=ttl_s))
             ).rowcount
             if taken == 1:
                 return None
