@@ -85,13 +85,15 @@ class Broker:
         """Connect to the first broker that answers, retrying transient failures within budget."""
         import pika
         import pika.exceptions as pe
+        from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
         logging.getLogger("pika").setLevel(logging.CRITICAL)
         params = _parameters(settings)
         hosts = ", ".join(mask_url(u) for u in settings.amqp_urls)
 
         def transient(exc: BaseException) -> bool:
-            return isinstance(exc, pe.AMQPConnectionError) and not isinstance(
+            # A handshake timeout is an AMQPConnectorException, outside the AMQPError tree.
+            return isinstance(exc, pe.AMQPConnectionError | AMQPConnectorException) and not isinstance(
                 exc, pe.ProbableAuthenticationError | pe.ProbableAccessDeniedError
             )
 
@@ -105,7 +107,7 @@ class Broker:
                 f"RabbitMQ refused vhost {_vhost(settings)!r} at {hosts}: "
                 "it does not exist or the user has no access to it"
             ) from exc
-        except pe.AMQPError as exc:
+        except (pe.AMQPError, AMQPConnectorException) as exc:
             raise BrokerUnavailable(
                 f"RabbitMQ unreachable at {hosts} after {settings.retry_seconds:g}s of retries: {mask_url(repr(exc))}"
             ) from exc

@@ -55,7 +55,7 @@ DATA_ERRORS = frozenset(
         4025,  # CHECK constraint failed (MariaDB JSON_VALID)
     }
 )
-ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143})
+ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143, 1698})
 SQLITE_BUSY_WORDS = ("database is locked", "database table is locked")
 
 _INSERT_CHUNK = 1000  # rows per IN-list lookup
@@ -552,8 +552,8 @@ class Store:
             return current
         except DBAPIError as exc:
             if error_number(exc) in (1205, 1213) or _is_transient(exc) and "locked" in str(exc):
-                # The lease row is locked by a batch transaction that is committing right now.
-                return LeaseHolder("(a drainer committing a batch)", None)
+                # Another transaction holds the lease row (a drainer committing its batch) right now.
+                return LeaseHolder("(lease row locked by another transaction)", None)
             raise DatabaseUnavailable(f"could not take the lease: {describe(exc)}") from exc
 
     def _try_take(self, name: str, holder: str, ttl_s: float, dead: str | None) -> LeaseHolder | None:

@@ -1,0 +1,63 @@
+-- MySQL/MariaDB accounts for vitrage-drainer: least privilege per role. DOCUMENTATION ONLY:
+-- `vitrage-drainer migrate` applies only files named like 001_name.sql (^\d+_.*\.sql), so it never
+-- runs this file (it ships inside the wheel as drainer/sql/mysql/grants.sql all the same).
+--
+-- Placeholders, replaced with sed before an administrator applies the file; it contains no password:
+--   @@DRAIN_PASSWORD@@   'vitrage_drainer'@'%'        drain: stores batches, takes the queue lease
+--   @@READER_PASSWORD@@  'vitrage_drainer_ro'@'%'     read only: status, events, dashboards
+--   @@OWNER_PASSWORD@@   'vitrage_drainer_owner'@'%'  schema owner: migrate and prune
+--   `vitrage`            the database; always written with backquotes, so that
+--                        sed 's/`vitrage`/`vitrage_events`/g' renames it everywhere.
+--   '%'                  the client host; narrow it (e.g. '10.0.0.%') if you can.
+-- Passwords must not contain '/', '&', '\' or a quote (sed and SQL quoting); URL-encode any
+-- '@', ':' or '/' of a password when you write it into the mysql+pymysql:// URL of a Secret.
+--
+-- MySQL refuses a table-level GRANT on a table that does not exist yet (ERROR 1146), so the
+-- tables must exist before PART 2. The file is idempotent; the order is:
+--   1. PART 1 only (database, accounts, owner), as an administrator:
+--        sed -e "s/@@DRAIN_PASSWORD@@/$DRAIN_PW/" -e "s/@@READER_PASSWORD@@/$READER_PW/" \
+--            -e "s/@@OWNER_PASSWORD@@/$OWNER_PW/" -e '/^-- PART 2/q' sql/mysql/grants.sql | mariadb -u root -p
+--   2. vitrage-drainer migrate    (as vitrage_drainer_owner; cron/kubernetes/job-migrate.yaml)
+--   3. the whole file, same sed without the '/^-- PART 2/q' expression; re-run it after every
+--      migration that adds a table.
+-- Check the result with SHOW GRANTS FOR 'vitrage_drainer'@'%'. GRANT only adds privileges: this
+-- file never revokes anything granted by hand. Anonymous accounts (''@'localhost', left by some
+-- installers) shadow '%' for local clients: remove them (mariadb-secure-installation).
+--
+-- If `vitrage` is Vitrage's own database, the owner's ALL ON `vitrage`.* covers Vitrage's tables
+-- too; give the drainer a database of its own (e.g. `vitrage_events`) to keep them apart.
+--
+-- PART 1: database, accounts, schema owner (no table has to exist yet)
+
+CREATE DATABASE IF NOT EXISTS `vitrage` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+
+-- CREATE ... IF NOT EXISTS keeps an existing account; ALTER USER then sets (rotates) its password.
+CREATE USER IF NOT EXISTS 'vitrage_drainer'@'%' IDENTIFIED BY '@@DRAIN_PASSWORD@@';
+ALTER USER 'vitrage_drainer'@'%' IDENTIFIED BY '@@DRAIN_PASSWORD@@';
+CREATE USER IF NOT EXISTS 'vitrage_drainer_ro'@'%' IDENTIFIED BY '@@READER_PASSWORD@@';
+ALTER USER 'vitrage_drainer_ro'@'%' IDENTIFIED BY '@@READER_PASSWORD@@';
+CREATE USER IF NOT EXISTS 'vitrage_drainer_owner'@'%' IDENTIFIED BY '@@OWNER_PASSWORD@@';
+ALTER USER 'vitrage_drainer_owner'@'%' IDENTIFIED BY '@@OWNER_PASSWORD@@';
+
+-- Schema owner: creates and alters tables (migrate) and deletes old rows (prune).
+GRANT ALL PRIVILEGES ON `vitrage`.* TO 'vitrage_drainer_owner'@'%';
+
+-- PART 2: table grants; run `vitrage-drainer migrate` before this part (see step 2 above).
+
+-- Drain: no DELETE, no DROP, no ALTER anywhere; it cannot remove stored events or tables.
+-- UPDATE on events is the one grant beyond SELECT, INSERT, and the current code needs it: the
+-- drain inserts with INSERT ... ON DUPLICATE KEY UPDATE id = events.id (skip a message_id stored
+-- already, without INSERT IGNORE hiding truncation), and MariaDB (checked on 10.11) demands UPDATE
+-- on EVERY column in the INSERT list for that statement, not only on `id`: with SELECT, INSERT
+-- alone every batch fails with ERROR 1143 and exit 75. Drop this UPDATE once the drainer inserts
+-- without ON DUPLICATE KEY (it already skips stored message_ids with a SELECT under its lease).
+GRANT SELECT, INSERT, UPDATE ON `vitrage`.`events` TO 'vitrage_drainer'@'%';
+GRANT SELECT, INSERT ON `vitrage`.`rejected_messages` TO 'vitrage_drainer'@'%';
+GRANT SELECT ON `vitrage`.`schema_migrations` TO 'vitrage_drainer'@'%';
+GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_leases` TO 'vitrage_drainer'@'%';
+
+-- Read only.
+GRANT SELECT ON `vitrage`.`events` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`rejected_messages` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`schema_migrations` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`drainer_leases` TO 'vitrage_drainer_ro'@'%';
