@@ -30,6 +30,7 @@ TRANSIENT_ERRORS = frozenset(
     {
         1205,  # lock wait timeout
         1213,  # deadlock
+        1062,  # duplicate key: another writer stored it (lease broken); the retry filters it out
         2006,  # server has gone away
         2013,  # lost connection during query
         2003,  # can't connect (a failover in progress)
@@ -439,10 +440,12 @@ class Store:
     def _events_insert(self) -> Any:
         t = self._t["events"]
         if self.dialect == "mysql":
-            from sqlalchemy.dialects.mysql import insert
+            from sqlalchemy import insert
 
-            # Skips only a key conflict; INSERT IGNORE would also swallow truncation errors.
-            return insert(t).on_duplicate_key_update(id=t.c.id)
+            # Plain INSERT: stored keys were filtered out under the lease, so a key conflict (1062)
+            # means a broken lease and is retried (the retry filters it). Unlike INSERT IGNORE it
+            # hides no truncation, and unlike ON DUPLICATE KEY UPDATE the drain user needs no UPDATE.
+            return insert(t)
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(t).on_conflict_do_nothing(index_elements=["message_id"])

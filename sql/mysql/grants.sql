@@ -44,14 +44,9 @@ GRANT ALL PRIVILEGES ON `vitrage`.* TO 'vitrage_drainer_owner'@'%';
 
 -- PART 2: table grants; run `vitrage-drainer migrate` before this part (see step 2 above).
 
--- Drain: no DELETE, no DROP, no ALTER anywhere; it cannot remove stored events or tables.
--- UPDATE on events is the one grant beyond SELECT, INSERT, and the current code needs it: the
--- drain inserts with INSERT ... ON DUPLICATE KEY UPDATE id = events.id (skip a message_id stored
--- already, without INSERT IGNORE hiding truncation), and MariaDB (checked on 10.11) demands UPDATE
--- on EVERY column in the INSERT list for that statement, not only on `id`: with SELECT, INSERT
--- alone every batch fails with ERROR 1143 and exit 75. Drop this UPDATE once the drainer inserts
--- without ON DUPLICATE KEY (it already skips stored message_ids with a SELECT under its lease).
-GRANT SELECT, INSERT, UPDATE ON `vitrage`.`events` TO 'vitrage_drainer'@'%';
+-- Drain: SELECT and INSERT only (plus its lease row); no UPDATE, DELETE, DROP or ALTER on the
+-- data, so a leaked drain password cannot rewrite or remove stored events.
+GRANT SELECT, INSERT ON `vitrage`.`events` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT ON `vitrage`.`rejected_messages` TO 'vitrage_drainer'@'%';
 GRANT SELECT ON `vitrage`.`schema_migrations` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_leases` TO 'vitrage_drainer'@'%';

@@ -382,8 +382,7 @@ def test_grants_sql_is_ignored_by_migrate_and_sed_ready() -> None:
 def test_grants_least_privilege() -> None:
     sql = grants_sql()
     assert privileges(sql, "vitrage_drainer") == {
-        # UPDATE on events: MariaDB checks it for INSERT ... ON DUPLICATE KEY UPDATE (see the file).
-        "vitrage.events": {"SELECT", "INSERT", "UPDATE"},
+        "vitrage.events": {"SELECT", "INSERT"},
         "vitrage.rejected_messages": {"SELECT", "INSERT"},
         "vitrage.schema_migrations": {"SELECT"},
         "vitrage.drainer_leases": {"SELECT", "INSERT", "UPDATE"},
