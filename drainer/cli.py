@@ -159,33 +159,80 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"AMQP heartbeat seconds; env DRAINER_HEARTBEAT; default {defaults.HEARTBEAT}",
     )
+    d.add_argument("--metrics-file", metavar="PATH", help="node_exporter textfile to write; env DRAINER_METRICS_FILE")
+    d.add_argument("--pushgateway", metavar="URL", help="Prometheus Pushgateway to push to; env DRAINER_PUSHGATEWAY")
+    d.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: only for a multi-batch drain on a TTY); env DRAINER_PROGRESS",
+    )
     d.set_defaults(handler=_run_drain)
 
     m = sub.add_parser("migrate", help="create or upgrade the schema from sql/<dialect>/*.sql")
     _common(m)
     m.set_defaults(handler=_run_migrate)
+
+    st = sub.add_parser("status", help="queue depth, events, lag, rejected, schema; non-zero when unreachable")
+    _common(st)
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.set_defaults(handler=_run_status)
+
+    ev = sub.add_parser("events", help="stored events as JSON lines on stdout, in id order")
+    _common(ev)
+    ev.add_argument("--after-id", type=int, help="only events with a larger id (replay after a snapshot)")
+    ev.add_argument("--since", help="collector_timestamp at or after this ISO 8601 time (naive = UTC)")
+    ev.add_argument("--until", help="collector_timestamp before this ISO 8601 time")
+    ev.add_argument("--limit", type=int, help="at most this many events")
+    ev.set_defaults(handler=_run_events)
+
+    pr = sub.add_parser("prune", help="delete old events in bounded chunks")
+    _common(pr)
+    which = pr.add_mutually_exclusive_group(required=True)
+    which.add_argument("--before-id", type=int, help="delete events with id < ID (Vitrage's expirer rule)")
+    which.add_argument("--older-than", metavar="AGE", help="delete events whose collector_timestamp is older, e.g. 30d")
+    pr.add_argument("--chunk-size", type=int, default=10_000, help="rows per transaction (default 10000)")
+    pr.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    pr.set_defaults(handler=_run_prune)
     return parser
+
+
+_COMMAND_ONLY = (
+    "command",
+    "handler",
+    "json",
+    "after_id",
+    "since",
+    "until",
+    "limit",
+    "before_id",
+    "older_than",
+    "chunk_size",
+    "dry_run",
+)
 
 
 def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
     from drainer.config import resolve
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    flags = {k: v for k, v in vars(args).items() if k not in _COMMAND_ONLY}
     return resolve(flags, env)
 
 
 def _run_drain(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    from drainer import metrics, tty
     from drainer.drain import Progress, drain
     from drainer.signals import StopFlag
 
     settings = _settings(args, env)
     settings.require_db_url()
     progress = Progress(queue=settings.queue_name)
+    on_batch, close_bar = tty.batch_bar(settings.progress, settings.until_empty or settings.max_batches > 1)
     stop = StopFlag()
     stop.install()
     code, error, message, bug = Exit.OK, None, None, False
     try:
-        drain(settings, run_id, stop, progress)
+        drain(settings, run_id, stop, progress, on_batch)
     except DrainerError as exc:
         code, error = exit_code_for(exc)
         message = str(exc)
@@ -193,12 +240,74 @@ def _run_drain(args: argparse.Namespace, env: Mapping[str, str], run_id: str) ->
         code, error, message, bug = Exit.SOFTWARE, "unexpected_error", repr(exc), True
     finally:
         stop.restore()
+        close_bar()
     fields: dict[str, Any] = {"event": "summary", **progress.as_record(), "exit_code": int(code)}
     if error:
         fields.update(error=error, detail=_masked(message or ""))
+    metrics.publish(fields, settings.queue_name, settings.metrics_file, settings.pushgateway, settings.socket_timeout)
     level = logging.INFO if code == Exit.OK else logging.ERROR
     log.log(level, "drain finished" if code == Exit.OK else "drain failed", extra=fields, exc_info=bug)
     return code
+
+
+def _run_status(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    import json
+
+    from drainer import status
+
+    settings = _settings(args, env)
+    settings.require_db_url()
+    report, errors = status.collect(settings)
+    code = exit_code_for(errors[0])[0] if errors else Exit.OK
+    if errors:
+        report["errors"] = [{"error": exit_code_for(e)[1], "detail": _masked(str(e))} for e in errors]
+    report["exit_code"] = int(code)
+    print(json.dumps(report) if args.json else status.render_text(report))
+    for exc in errors:
+        log.error(_masked(str(exc)), extra={"event": "error", "error": exit_code_for(exc)[1]})
+    return code
+
+
+def _run_events(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    from drainer.envelope import parse_timestamp
+    from drainer.export import write_events
+    from drainer.store import Store
+
+    settings = _settings(args, env)
+    bounds = {}
+    for name in ("since", "until"):
+        raw = getattr(args, name)
+        bounds[name] = parse_timestamp(raw) if raw else None
+        if raw and bounds[name] is None:
+            raise ConfigError(f"--{name} {raw!r} is not an ISO 8601 time")
+    if args.limit is not None and args.limit < 0:
+        raise ConfigError("--limit must not be negative")
+    store = Store.open(settings.require_db_url(), settings)
+    try:
+        rows = store.iter_events(args.after_id, bounds["since"], bounds["until"], args.limit)
+        count = write_events(rows, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `vitrage-drainer events | head`: the reader has what it wanted
+        return Exit.OK
+    finally:
+        store.dispose()
+    log.info("events exported", extra={"event": "export", "exported": count, "exit_code": 0})
+    return Exit.OK
+
+
+def _run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    from drainer import prune
+    from drainer.store import Store
+
+    settings = _settings(args, env)
+    store = Store.open(settings.require_db_url(), settings)
+    try:
+        total = prune.prune(store, args.before_id, args.older_than, args.chunk_size, args.dry_run)
+    finally:
+        store.dispose()
+    key = "would_delete" if args.dry_run else "deleted"
+    log.info("prune finished", extra={"event": "prune", key: total, "dry_run": args.dry_run, "exit_code": 0})
+    return Exit.OK
 
 
 def _run_migrate(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:

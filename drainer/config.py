@@ -94,10 +94,15 @@ def transport_url_to_amqp(url: str) -> tuple[str, ...]:
     scheme = "amqps" if ssl or parts.scheme == "amqps" else "amqp"
     vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
     urls = []
+    userinfo = ""
     for host in parts.netloc.split(","):
         if not host:
             continue
-        urls.append(f"{scheme}://{host}/{quote(vhost, safe='')}")
+        if "@" in host:
+            userinfo, _, host = host.rpartition("@")
+        # A host without credentials uses the previous host's, as kombu does for oslo.messaging.
+        prefix = f"{userinfo}@" if userinfo else ""
+        urls.append(f"{scheme}://{prefix}{host}/{quote(vhost, safe='')}")
     if not urls:
         raise ConfigError("transport_url names no host")
     return tuple(urls)

@@ -96,6 +96,19 @@ def _is_data_error(exc: BaseException) -> bool:
     return number is None and isinstance(exc, DataError | IntegrityError)
 
 
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turn a driver error met while reading or maintaining into the drainer's own error."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        if error_number(exc) in ACCESS_DENIED:
+            raise DatabaseAccessDenied(f"{what}: {describe(exc)}") from exc
+        raise DatabaseUnavailable(f"{what}: {describe(exc)}") from exc
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -314,24 +327,26 @@ class Store:
 
     def applied_migrations(self) -> dict[str, str] | None:
         """name -> checksum of applied files, or None when the schema table does not exist."""
-        from sqlalchemy import inspect, select
+        with _translated("reading schema_migrations"):
+            from sqlalchemy import inspect, select
 
-        with self.engine.connect() as conn:
-            if not inspect(conn).has_table("schema_migrations"):
-                return None
-            t = self._t["migrations"]
-            return dict(conn.execute(select(t.c.name, t.c.checksum)).all())
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("schema_migrations"):
+                    return None
+                t = self._t["migrations"]
+                return dict(conn.execute(select(t.c.name, t.c.checksum)).all())
 
     def apply_migration(self, name: str, checksum: str, statements: Sequence[str]) -> None:
         """Run one file's statements and record it (DDL autocommits on MySQL: record last)."""
-        from sqlalchemy import insert
+        with _translated("applying a migration"):
+            from sqlalchemy import insert
 
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(MIGRATIONS_DDL[self.dialect])
-        with self.engine.begin() as conn:
-            for statement in statements:
-                conn.exec_driver_sql(statement)
-            conn.execute(insert(self._t["migrations"]).values(name=name, checksum=checksum, applied_at=utcnow()))
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(MIGRATIONS_DDL[self.dialect])
+            with self.engine.begin() as conn:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+                conn.execute(insert(self._t["migrations"]).values(name=name, checksum=checksum, applied_at=utcnow()))
 
     # -- the batch ----------------------------------------------------------------------------
 
@@ -609,12 +624,81 @@ class Store:
                 extra={"event": "lease_release_failed", "cause": describe(exc)},
             )
 
-    # -- reads --------------------------------------------------------------------------------
+    # -- reads and maintenance ------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            yield conn
+    def overview(self) -> dict[str, Any]:
+        """Counts and extremes for `status`: events, last id, newest timestamp, rejected."""
+        with _translated("reading the status"):
+            from sqlalchemy import func, select
+
+            events, rejected = self._t["events"], self._t["rejected"]
+            with self.engine.connect() as conn:
+                count, last_id = conn.execute(select(func.count(), func.max(events.c.id))).one()
+                newest = conn.execute(select(func.max(events.c.collector_timestamp))).scalar_one()
+                rejected_count = conn.execute(select(func.count()).select_from(rejected)).scalar_one()
+            if isinstance(newest, str):
+                newest = datetime.fromisoformat(newest)
+            return {"events": count, "last_event_id": last_id, "newest": newest, "rejected": rejected_count}
+
+    def lease_of(self, name: str) -> LeaseHolder | None:
+        with _translated("reading the lease"):
+            from sqlalchemy import select
+
+            t = self._t["leases"]
+            with self.engine.connect() as conn:
+                row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).first()
+            return LeaseHolder(row.holder, row.expires_at) if row else None
+
+    def iter_events(
+        self,
+        after_id: int | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+        page: int = 1000,
+    ) -> Iterator[Any]:
+        """Events in id order, read in keyset pages so memory stays constant for any table size."""
+        with _translated("reading events"):
+            from sqlalchemy import select
+
+            t = self._t["events"]
+            columns = (t.c.id, t.c.collector_timestamp, t.c.message_id, t.c.event_type, t.c.payload)
+            last = after_id if after_id is not None else -1
+            left = limit
+            while left is None or left > 0:
+                size = page if left is None else min(page, left)
+                query = select(*columns).where(t.c.id > last)
+                if since is not None:
+                    query = query.where(t.c.collector_timestamp >= since)
+                if until is not None:
+                    query = query.where(t.c.collector_timestamp < until)
+                with self.engine.connect() as conn:
+                    rows = conn.execute(query.order_by(t.c.id).limit(size)).all()
+                yield from rows
+                if len(rows) < size:
+                    return
+                last = rows[-1].id
+                if left is not None:
+                    left -= len(rows)
+
+    def prune(self, before_id: int | None, older_than: datetime | None, chunk: int, dry_run: bool) -> Iterator[int]:
+        """Delete matching events in chunks, one short transaction each; yield each chunk's count."""
+        with _translated("pruning events"):
+            from sqlalchemy import delete, func, select
+
+            t = self._t["events"]
+            condition = t.c.id < before_id if before_id is not None else t.c.collector_timestamp < older_than
+            if dry_run:
+                with self.engine.connect() as conn:
+                    yield conn.execute(select(func.count()).where(condition)).scalar_one()
+                return
+            while True:
+                with self.engine.begin() as conn:
+                    ids = conn.execute(select(t.c.id).where(condition).order_by(t.c.id).limit(chunk)).scalars().all()
+                    if not ids:
+                        return
+                    conn.execute(delete(t).where(t.c.id.in_(ids)))
+                yield len(ids)
 
     def dispose(self) -> None:
         self.engine.dispose()

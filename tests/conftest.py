@@ -215,7 +215,7 @@ class Result:
 
     @property
     def summary(self) -> dict[str, Any]:
-        found = [r for r in self.records if r.get("event") in ("summary", "error", "migrate")]
+        found = [r for r in self.records if "exit_code" in r]  # every command ends with one such record
         assert found, f"no summary record in stderr:\n{self.stderr}"
         return found[-1]
 

@@ -1,0 +1,37 @@
+"""`prune`: delete old events in bounded chunks, like Vitrage's expirer (id < snapshot id) or a TTL."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+
+from drainer.errors import ConfigError
+from drainer.store import Store
+
+log = logging.getLogger(__name__)
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `3600s`, `2w` -> timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if not match:
+        raise ConfigError(f"age {text!r} must be a number and a unit: s, m, h, d or w (e.g. 30d)")
+    return timedelta(**{_UNITS[match[2]]: float(match[1])})
+
+
+def prune(store: Store, before_id: int | None, older_than: str | None, chunk: int, dry_run: bool) -> int:
+    """Delete (or with dry_run, count) the events selected; return how many."""
+    if (before_id is None) == (older_than is None):
+        raise ConfigError("prune needs exactly one of --before-id or --older-than")
+    if chunk < 1:
+        raise ConfigError("chunk size must be at least 1")
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - parse_age(older_than) if older_than else None
+    total = 0
+    for deleted in store.prune(before_id, cutoff, chunk, dry_run):
+        total += deleted
+        if not dry_run:
+            log.info("pruned a chunk", extra={"event": "prune_chunk", "deleted": deleted, "total": total})
+    return total
