@@ -31,16 +31,11 @@ def _database_part(settings: Settings, report: dict[str, Any], errors: list[Drai
         report["newest_collector_timestamp"] = _iso(newest)
         report["lag_seconds"] = round((now - newest).total_seconds(), 3) if newest else None
         lease = store.lease_of(settings.queue_name)
-        if lease and lease.holder and lease.expires_at and lease.expires_at > store_now(store):
+        if lease and lease.holder and lease.expires_at and lease.expires_at > store.clock():
             report["lease_holder"] = lease.holder
             report["lease_expires_at"] = _iso(lease.expires_at)
     finally:
         store.dispose()
-
-
-def store_now(store: Store) -> datetime:
-    with store.reading() as conn:
-        return store.now(conn)
 
 
 def _broker_part(settings: Settings, report: dict[str, Any]) -> None:

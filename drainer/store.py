@@ -640,6 +640,11 @@ class Store:
                 newest = datetime.fromisoformat(newest)
             return {"events": count, "last_event_id": last_id, "newest": newest, "rejected": rejected_count}
 
+    def clock(self) -> datetime:
+        """The database's current UTC time."""
+        with _translated("reading the clock"), self.engine.connect() as conn:
+            return self.now(conn)
+
     def lease_of(self, name: str) -> LeaseHolder | None:
         with _translated("reading the lease"):
             from sqlalchemy import select

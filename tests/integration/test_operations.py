@@ -37,6 +37,19 @@ def test_status_reports_queue_table_lag_and_schema(rabbit, db, drainer):
     assert report["newest_collector_timestamp"] == "2026-01-01T00:00:00.000000Z"
     assert report["lag_seconds"] == pytest.approx((datetime.utcnow() - datetime(2026, 1, 1)).total_seconds(), abs=60)
     assert report["schema_version"] == "001_events.sql" and report["exit_code"] == 0
+    assert report["lease_holder"] is None
+
+
+def test_status_names_the_drainer_holding_the_lease(rabbit, db, drainer):
+    db.execute(
+        "INSERT INTO drainer_leases (name, holder, acquired_at, expires_at) VALUES (:n, :h, :a, :e)",
+        n=rabbit.queue,
+        h="ctl-1:123:abc",
+        a=datetime.utcnow(),
+        e=datetime.utcnow() + timedelta(minutes=5),
+    )
+    report = json.loads(drainer("status", "--json").stdout)
+    assert report["lease_holder"] == "ctl-1:123:abc" and report["lease_expires_at"].endswith("Z")
 
 
 def test_status_exits_69_when_the_broker_is_unreachable_and_masks_the_password(db, drainer):
