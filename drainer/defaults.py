@@ -13,5 +13,5 @@ RETRY_SECONDS = 20.0  # total budget for retrying a connect or a batch transacti
 LOCK_WAIT_TIMEOUT = 10  # seconds; MySQL session innodb_lock_wait_timeout and lock_wait_timeout
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger bodies go to the oversize queue, not to a row
 OVERSIZE_SUFFIX = ".oversize"
-LEASE_MARGIN = 30.0  # a lease lasts --max-seconds + this; a killed run blocks the next no longer
+LEASE_MARGIN = 10.0  # a lease renewal covers retry budget + one socket timeout + this
 LOG_FORMAT = "json"

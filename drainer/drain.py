@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from drainer import envelope
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
-from drainer.model import Delivery, Event, Rejection
+from drainer.holder import holder_id, holder_is_dead
+from drainer.model import Delivery, Event, Rejection, utcnow
 from drainer.signals import StopFlag, StopNow
 from drainer.store import BatchHooks, Lease, Store, WriteResult
 
@@ -61,29 +60,6 @@ class Batch:
     in_batch_duplicates: int
     oversize: list[Delivery]
     origin: dict[str, Delivery]  # event message_id -> its delivery, to set a refused row aside
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def holder_id(run_id: str) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True when `holder` names a process on this host that no longer runs (a killed drainer)."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, owned by another user
-    return False
 
 
 def new_run_id() -> str:
@@ -152,6 +128,8 @@ class Drain:
         while limit is None or self.progress.batches < limit:
             if self.stop.requested or time.monotonic() >= deadline:
                 break
+            if lease is not None:
+                self.store.renew_lease(lease)  # the lease must outlive the batch about to be held
             deliveries, remaining = self.broker.fetch_batch(self.queue, self.settings.batch_size, self.stop)
             if remaining is not None:
                 self.progress.queue_remaining = remaining
@@ -167,8 +145,8 @@ class Drain:
     def _store_and_ack(self, deliveries: list[Delivery], lease: Lease | None) -> None:
         p = self.progress
         p.fetched += len(deliveries)
-        batch = decode_batch(deliveries, self.max_bytes, utcnow())
         try:
+            batch = decode_batch(deliveries, self.max_bytes, utcnow())
             parked = self._park_oversize(batch.oversize)
             hooks = BatchHooks(
                 keepalive=self.broker.keepalive,
@@ -254,18 +232,22 @@ def drain(
     on_batch: Callable[[Progress], None] | None = None,
 ) -> Progress:
     """A whole run: open the store and broker, take the queue's lease, drain, tear down."""
-    from drainer import defaults, schema
+    from drainer import schema
 
     db_url = settings.require_db_url()
-    store = Store.open(db_url, settings)
+    try:
+        with stop.interruptible():  # a signal while connecting: nothing is held yet, just stop
+            store = Store.open(db_url, settings)
+    except StopNow:
+        return progress
     broker: Broker | None = None
     lease: Lease | None = None
     try:
-        schema.check(store)
-        broker = Broker.connect(settings)
-        lease = Lease(settings.queue_name, holder_id(run_id))
-        ttl = settings.max_seconds + defaults.LEASE_MARGIN
-        held = store.acquire_lease(lease.name, lease.holder, ttl, holder_is_dead)
+        with stop.interruptible():
+            schema.check(store)
+            broker = Broker.connect(settings)
+            lease = Lease(settings.queue_name, holder_id(run_id), lease_ttl(settings))
+            held = store.acquire_lease(lease.name, lease.holder, lease.ttl_s, holder_is_dead)
         if held is not None:
             lease = None
             progress.lease_holder = held.holder
@@ -280,9 +262,20 @@ def drain(
             )
             return progress
         return Drain(settings, broker, store, stop, progress, on_batch).run(lease)
+    except StopNow:
+        return progress  # stopped before anything was fetched
     finally:
         if lease is not None:
             store.release_lease(lease)
         if broker is not None:
             broker.close()
         store.dispose()
+
+
+def lease_ttl(settings: Settings) -> float:
+    """How far each renewal extends the lease: past the worst case of one batch (its retries and
+    one last socket wait), so a live run never loses it while holding messages; a killed run's
+    lease lapses this long after its last batch began."""
+    from drainer import defaults
+
+    return settings.retry_seconds + settings.socket_timeout + defaults.LEASE_MARGIN

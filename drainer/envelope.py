@@ -44,7 +44,11 @@ def _loads(text: str, what: str) -> Any:
 
 
 def _dumps(payload: Any) -> str:
-    text = _ENCODER.encode(payload)
+    try:
+        text = _ENCODER.encode(payload)
+    except ValueError as exc:
+        # json reads 1e400 as inf without calling parse_constant; strict JSON cannot hold it.
+        raise _Undecodable("payload holds a number out of the float range (e.g. 1e400)") from exc
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -95,8 +99,15 @@ def collector_timestamp(
 
 
 def _usable_key(candidate: object) -> TypeGuard[str]:
-    # The key columns are VARCHAR(255) ascii; anything else (even a lone surrogate) fails the lookup.
-    return isinstance(candidate, str) and 0 < len(candidate) <= 255 and candidate.isascii()
+    # The key columns are VARCHAR(255) ascii with a PAD SPACE collation: "k1" and "k1 " collide
+    # there, so a key must be printable ASCII without surrounding spaces.
+    return (
+        isinstance(candidate, str)
+        and 0 < len(candidate) <= 255
+        and candidate.isascii()
+        and candidate.isprintable()
+        and candidate == candidate.strip()
+    )
 
 
 def dedupe_key(notification: dict[str, Any], properties: dict[str, Any], body: bytes) -> str:
@@ -171,10 +182,9 @@ def properties_json(properties: dict[str, Any]) -> str:
 def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = True) -> Rejection:
     """A Rejection that keeps the delivery byte-exact (or, with keep_body=False, its digest)."""
     digest = hashlib.sha256(delivery.body).hexdigest()
-    message_id = delivery.properties.get("message_id")
-    key = message_id if _usable_key(message_id) else None
     return Rejection(
-        dedupe_key=key or "sha256:" + digest,
+        # The body's digest, not a message id: two different bad bodies must both be kept.
+        dedupe_key="sha256:" + digest,
         reason=reason[:1000],
         body=delivery.body if keep_body else None,
         body_size=len(delivery.body),

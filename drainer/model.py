@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -48,3 +48,8 @@ class Rejection:
     properties: str  # AMQP properties as JSON text
     redelivered: bool
     received_at: datetime  # naive, UTC
+
+
+def utcnow() -> datetime:
+    """Now as a naive UTC datetime, the form every stored timestamp takes."""
+    return datetime.now(UTC).replace(tzinfo=None)

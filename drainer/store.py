@@ -6,19 +6,19 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from drainer import retry
 from drainer.config import Settings, mask_url
 from drainer.errors import (
     BatchNotCommitted,
+    ConfigError,
     DatabaseAccessDenied,
-    DatabaseError,
     DatabaseUnavailable,
     LeaseLost,
 )
-from drainer.model import Event, Rejection
+from drainer.model import Event, Rejection, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
@@ -59,7 +59,8 @@ DATA_ERRORS = frozenset(
 ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143, 1698})
 SQLITE_BUSY_WORDS = ("database is locked", "database table is locked")
 
-_INSERT_CHUNK = 1000  # rows per IN-list lookup
+_WRITE = "drainer_write"  # execution option marking a writing connection (SQLite: BEGIN IMMEDIATE)
+_LOOKUP_CHUNK = 1000  # keys per IN-list lookup of already stored rows
 
 
 def error_number(exc: BaseException) -> int | None:
@@ -78,10 +79,18 @@ def describe(exc: BaseException) -> str:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if error_number(exc) in TRANSIENT_ERRORS:
-        return True
-    message = str(getattr(exc, "orig", exc))
-    return any(word in message for word in SQLITE_BUSY_WORDS)
+    # A deadlock inside a savepoint rolls the whole transaction back; SQLAlchemy's ROLLBACK TO
+    # SAVEPOINT then fails with 1305 and hides the 1213, which stays on the exception's context.
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if error_number(seen) in TRANSIENT_ERRORS:
+            return True
+        if any(word in str(getattr(seen, "orig", seen)) for word in SQLITE_BUSY_WORDS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -107,10 +116,6 @@ def _translated(what: str) -> Iterator[None]:
         if error_number(exc) in ACCESS_DENIED:
             raise DatabaseAccessDenied(f"{what}: {describe(exc)}") from exc
         raise DatabaseUnavailable(f"{what}: {describe(exc)}") from exc
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class Lease:
 
     name: str
     holder: str
+    ttl_s: float  # every renewal (each batch, and its commit) extends the lease this far
 
 
 @dataclass(frozen=True)
@@ -232,8 +238,12 @@ MIGRATIONS_DDL = {
 def _engine(url: str, settings: Settings) -> Engine:
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"database URL {mask_url(url)} is not a valid SQLAlchemy URL: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": settings.lock_wait_timeout}, poolclass=None)
 
@@ -243,13 +253,15 @@ def _engine(url: str, settings: Settings) -> Engine:
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Connection) -> None:
-            # Take the write lock up front: a second writer waits (bounded) instead of deadlocking.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn: Connection) -> None:
+            # Writers take the write lock up front, so a second writer waits (bounded) instead of
+            # deadlocking; readers (status, events) must not take it and stall the drain.
+            write = conn.get_execution_options().get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     if parsed.get_backend_name() not in ("mysql", "mariadb"):
-        raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}: use MySQL/MariaDB or SQLite")
+        raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use mysql+pymysql:// or sqlite:///")
     wait = int(settings.lock_wait_timeout)
     init = (
         "SET time_zone = '+00:00', "
@@ -276,6 +288,7 @@ class Store:
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
+        self._writer = engine.execution_options(**{_WRITE: True})
         self.dialect = "sqlite" if engine.dialect.name == "sqlite" else "mysql"
         self._settings = settings
         self._t = _tables()
@@ -311,7 +324,7 @@ class Store:
             return None
         from sqlalchemy import text
 
-        with self.engine.connect() as conn:
+        with _translated("reading max_allowed_packet"), self.engine.connect() as conn:
             return int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
 
     def now(self, conn: Connection) -> datetime:
@@ -341,9 +354,9 @@ class Store:
         with _translated("applying a migration"):
             from sqlalchemy import insert
 
-            with self.engine.begin() as conn:
+            with self._writer.begin() as conn:
                 conn.exec_driver_sql(MIGRATIONS_DDL[self.dialect])
-            with self.engine.begin() as conn:
+            with self._writer.begin() as conn:
                 for statement in statements:
                     conn.exec_driver_sql(statement)
                 conn.execute(insert(self._t["migrations"]).values(name=name, checksum=checksum, applied_at=utcnow()))
@@ -383,7 +396,7 @@ class Store:
     ) -> WriteResult:
         from sqlalchemy.exc import DBAPIError
 
-        conn = self.engine.connect()
+        conn = self._writer.connect()
         try:
             with conn.begin():
                 with hooks.interruptible():
@@ -399,7 +412,8 @@ class Store:
                     # Fence last: the lease row stays locked only for the commit, and is checked at it.
                     if lease is not None:
                         self._fence(conn, lease)
-                    hooks.before_commit()
+                # Outside the interruptible part: a signal must not land inside pika's frame handling.
+                hooks.before_commit()
                 # leaving the block commits; a signal now waits for the commit to finish
             stored = len(fresh) - len(refused)
             return WriteResult(
@@ -434,10 +448,15 @@ class Store:
         result = conn.execute(
             update(t)
             .where(t.c.name == lease.name, t.c.holder == lease.holder, t.c.expires_at > now)
-            .values(renewed_at=now)
+            .values(renewed_at=now, expires_at=now + timedelta(seconds=lease.ttl_s))
         )
         if result.rowcount != 1:
             raise LeaseLost(f"this run's lease on {lease.name!r} expired or was taken; batch not committed")
+
+    def renew_lease(self, lease: Lease) -> None:
+        """Extend the lease before a batch is fetched, so it outlives the batch; LeaseLost if gone."""
+        with _translated("renewing the lease"), self._writer.begin() as conn:
+            self._fence(conn, lease)
 
     def _new_only(self, conn: Connection, column: Any, items: Sequence[Any], attr: str) -> list[Any]:
         """Items whose key is not stored yet (duplicates in `items` were removed by the caller)."""
@@ -447,8 +466,8 @@ class Store:
 
         keys = [getattr(i, attr) for i in items]
         existing: set[str] = set()
-        for start in range(0, len(keys), _INSERT_CHUNK):
-            chunk = keys[start : start + _INSERT_CHUNK]
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
             existing.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
         return [i for i in items if getattr(i, attr) not in existing]
 
@@ -558,7 +577,7 @@ class Store:
         from sqlalchemy.exc import DBAPIError
 
         try:
-            with self.engine.begin() as conn:
+            with self._writer.begin() as conn:
                 self._ensure_lease_row(conn, name)
             current = self._try_take(name, holder, ttl_s, None)
             if current is not None and current.holder and is_dead(current.holder):
@@ -578,7 +597,7 @@ class Store:
         from sqlalchemy import select, update
 
         t = self._t["leases"]
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             now = self.now(conn)
             free = (t.c.holder.is_(None)) | (t.c.expires_at <= now)
             if dead is not None:
@@ -612,7 +631,7 @@ class Store:
 
         t = self._t["leases"]
         try:
-            with self.engine.begin() as conn:
+            with self._writer.begin() as conn:
                 conn.execute(
                     update(t)
                     .where(t.c.name == lease.name, t.c.holder == lease.holder)
@@ -698,7 +717,7 @@ class Store:
                     yield conn.execute(select(func.count()).where(condition)).scalar_one()
                 return
             while True:
-                with self.engine.begin() as conn:
+                with self._writer.begin() as conn:
                     ids = conn.execute(select(t.c.id).where(condition).order_by(t.c.id).limit(chunk)).scalars().all()
                     if not ids:
                         return

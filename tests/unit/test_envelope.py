@@ -293,10 +293,26 @@ def test_rejection_records_where_and_when_the_message_came_from() -> None:
     assert json.loads(item.properties) == {}
 
 
-def test_rejection_is_keyed_by_the_amqp_message_id_when_there_is_one() -> None:
-    rejected = decoded_rejection(b"not json", message_id="amqp-1")
+def test_two_different_bad_bodies_sharing_a_message_id_are_both_kept() -> None:
+    first = decoded_rejection(b"not json", message_id="amqp-1")
+    second = decoded_rejection(b"other garbage", message_id="amqp-1")
 
-    assert rejected.dedupe_key == "amqp-1"
+    assert first.dedupe_key == sha256_key(b"not json") != second.dedupe_key
+
+
+@pytest.mark.parametrize("body", [b'{"x": 1e400}', b'{"payload": {"x": -1e999}, "message_id": "m"}'])
+def test_a_number_beyond_the_float_range_is_rejected_not_a_crash(body: bytes) -> None:
+    item = envelope.decode(Delivery(1, body, "", "q", False, {}), NOW)
+
+    assert isinstance(item, Rejection) and "float range" in item.reason and item.body == body
+
+
+@pytest.mark.parametrize("key", ["k1 ", " k1", "k\t1", "k\n"])
+def test_a_message_id_with_spaces_or_controls_falls_back_to_the_body_hash(key: str) -> None:
+    body = json.dumps({"message_id": key, "payload": {}}).encode()
+    item = envelope.decode(Delivery(1, body, "", "q", False, {}), NOW)
+
+    assert isinstance(item, Event) and item.message_id == sha256_key(body)
 
 
 def test_rejection_keeps_properties_json_cannot_hold_as_their_repr() -> None:

@@ -1,0 +1,723 @@
+"""Benchmark the drainer against the real RabbitMQ and MariaDB on loopback: a script, not a test.
+
+    python -m tests.perf.bench            # from the repository root: full run, a few minutes
+    python -m tests.perf.bench --quick    # smoke run, under a minute
+    python -m tests.perf.bench --json     # the figures as JSON on stdout (the table goes to stderr)
+
+Figures (runs alternate A B A B and medians are reported: these machines are noisy, ratios count):
+1. throughput: `python -m drainer drain` as a whole process vs a raw pika basic_get loop;
+2. the drainer vs Vitrage's 2017 persistor design (oslo.messaging listener, one ORM commit per event);
+3. start-up: a run against an empty queue vs bare imports of the drainer's dependencies;
+4. memory: peak RSS of one batch of instance snapshots vs the batch's bytes;
+5. scaling: throughput by batch size, and the default it recommends.
+
+Services come from DRAINER_TEST_AMQP_URL and DRAINER_TEST_MYSQL_URL (the tests' local defaults).
+Each run creates its own database and queues and removes them at the end. Peak RSS needs GNU time
+(/usr/bin/time); without it the memory figure reads "not measured".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.conftest import AMQP_URL, FIXTURES, MYSQL_URL, ROOT, fixture_payloads, oslo_v2
+
+MIB = 1024 * 1024
+BARE_IMPORTS = "import sqlalchemy, pika, pymysql, tenacity, pythonjsonlogger"
+MEMORY_FIXTURE = "driver_inst_snapshot_dynamic.json"
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+THROUGHPUT_BATCH = 1000
+
+# The issue's targets, as ratios from one run on this machine.
+TARGET_THROUGHPUT = 0.85  # drainer / raw basic_get loop (raw time / drainer time), at least
+TARGET_VS_BASELINE = 12.0  # drainer msg/s / per-event-commit persistor msg/s, at least
+TARGET_STARTUP = 1.5  # empty-queue run / bare imports, at most
+TARGET_RSS_SLOPE, TARGET_RSS_MIB = 2.0, 60.0  # peak RSS <= 2 x batch bytes + 60 MiB
+
+# A batch size counts as amortised once its net throughput is within this share of the best one.
+AMORTISED_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many messages and repetitions each figure uses."""
+
+    messages: int = 20_000
+    reps: int = 3
+    baseline_messages: int = 2_000
+    startup_reps: int = 7
+    memory_messages: int = 10_000
+    memory_reps: int = 3
+    scaling: tuple[tuple[int, int], ...] = ((1, 1_000), (10, 2_000), (100, 20_000), (1_000, 20_000), (10_000, 20_000))
+    scaling_reps: int = 3
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            messages=2_000,
+            reps=1,
+            baseline_messages=300,
+            startup_reps=3,
+            memory_messages=2_000,
+            memory_reps=1,
+            scaling=((1, 100), (10, 300), (100, 2_000), (1_000, 2_000), (10_000, 2_000)),
+            scaling_reps=1,
+        )
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One timed child process: wall time, peak RSS (None without GNU time), the drain summary."""
+
+    seconds: float
+    max_rss_kib: int | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def median_seconds(runs: Sequence[ProcessRun]) -> float:
+    return median([r.seconds for r in runs])
+
+
+def peak_mib(runs: Sequence[ProcessRun]) -> float | None:
+    """Median peak RSS of the runs in MiB, or None when it was not measured."""
+    values = [r.max_rss_kib for r in runs if r.max_rss_kib is not None]
+    return round(median(values) / 1024, 1) if values else None
+
+
+# -- messages -------------------------------------------------------------------------------------
+
+
+def sample_payloads() -> list[dict[str, Any]]:
+    return list(fixture_payloads().values())
+
+
+def envelopes(payloads: Sequence[dict[str, Any]], count: int) -> list[bytes]:
+    """`count` oslo v2 bodies cycling through `payloads`, each with its own oslo message_id."""
+    return [oslo_v2(payloads[i % len(payloads)], message_id=str(uuid.uuid4())) for i in range(count)]
+
+
+# -- services -------------------------------------------------------------------------------------
+
+
+def _mysql_server() -> dict[str, Any]:
+    parts = urlsplit(MYSQL_URL.replace("mysql+pymysql", "mysql"))
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": parts.username or "root",
+        "password": parts.password or "",
+    }
+
+
+def child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("DRAINER_")}
+
+
+@dataclass
+class Services:
+    """This run's database, queue and oslo topic on the loopback services; removed by close()."""
+
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def database(self) -> str:
+        return f"drainer_bench_{self.tag}"
+
+    @property
+    def db_url(self) -> str:
+        return f"{MYSQL_URL}/{self.database}"
+
+    @property
+    def queue(self) -> str:
+        return f"drainer-bench-{self.tag}.info"
+
+    @property
+    def oslo_topic(self) -> str:
+        return f"drainer_bench_{self.tag}"
+
+    def sql(self, *statements: str, database: str | None = None) -> list[tuple[Any, ...]]:
+        """Run statements on the server (autocommit); the rows of the last one."""
+        import pymysql
+
+        conn = pymysql.connect(**_mysql_server(), database=database, autocommit=True)
+        try:
+            rows: list[tuple[Any, ...]] = []
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+                    rows = list(cur.fetchall())
+            return rows
+        finally:
+            conn.close()
+
+    def amqp(self) -> Any:
+        import pika
+
+        return pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+
+    def open(self) -> None:
+        self.sql(f"CREATE DATABASE {self.database} CHARACTER SET utf8mb4")
+        migrate = subprocess.run(
+            [sys.executable, "-m", "drainer", "migrate", "--db-url", self.db_url],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=child_env(),
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"migrate failed ({migrate.returncode}):\n{migrate.stderr}")
+        conn = self.amqp()
+        try:
+            conn.channel().queue_declare(self.queue, durable=True)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        conn = self.amqp()
+        try:
+            channel = conn.channel()
+            for queue in (self.queue, self.queue + ".oversize", self.oslo_topic + ".info"):
+                channel.queue_delete(queue)
+            channel.exchange_delete(self.oslo_topic)  # the baseline's control exchange
+        finally:
+            conn.close()
+        self.sql(f"DROP DATABASE IF EXISTS {self.database}")
+
+    def empty_tables(self, *tables: str) -> None:
+        """Start every timed run from the same empty tables (untimed)."""
+        self.sql(*(f"TRUNCATE TABLE {t}" for t in tables), database=self.database)
+
+    def publish(self, bodies: Sequence[bytes], queue: str | None = None) -> None:
+        """Put `bodies` on the queue (untimed) and wait until the broker counts all of them."""
+        import pika
+
+        queue = queue or self.queue
+        props = pika.BasicProperties(content_type="application/json", delivery_mode=2)
+        conn = self.amqp()
+        try:
+            channel = conn.channel()
+            expected = channel.queue_declare(queue, passive=True).method.message_count + len(bodies)
+            for body in bodies:
+                channel.basic_publish("", queue, body, props)
+            deadline = time.monotonic() + 120
+            while channel.queue_declare(queue, passive=True).method.message_count < expected:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the broker did not count {len(bodies)} messages on {queue}")
+                time.sleep(0.05)
+        finally:
+            conn.close()
+
+    def depth(self) -> int:
+        conn = self.amqp()
+        try:
+            return int(conn.channel().queue_declare(self.queue, passive=True).method.message_count)
+        finally:
+            conn.close()
+
+
+@contextmanager
+def services() -> Iterator[Services]:
+    s = Services()
+    s.open()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+# -- the processes timed --------------------------------------------------------------------------
+
+
+def timed_process(argv: Sequence[str]) -> tuple[float, int | None, int, bytes]:
+    """Run a child to completion: (wall seconds, its peak RSS in KiB, exit code, stderr).
+
+    The peak comes from GNU time, whose own footprint is ~2 MiB: a child's ru_maxrss as seen by
+    wait4() would include the pre-exec copy of this (large) benchmark process, since Linux keeps
+    the high-water mark of the address space that exec replaces."""
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss:
+        prefix = [GNU_TIME, "--format=%M", f"--output={rss.name}"] if GNU_TIME else []
+        start = time.perf_counter()
+        # stderr to a file, not a pipe: a long log must not block the child.
+        proc = subprocess.run([*prefix, *argv], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=child_env())
+        seconds = time.perf_counter() - start
+        err.seek(0)
+        words = rss.read().split()
+        max_rss = int(words[-1]) if GNU_TIME and words and words[-1].isdigit() else None
+        return seconds, max_rss, proc.returncode, err.read()
+
+
+def summary_record(stderr: bytes) -> dict[str, Any]:
+    for line in reversed(stderr.decode("utf-8", "replace").splitlines()):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "summary":
+            return record
+    return {}
+
+
+def run_drainer(s: Services, batch_size: int, *, expect: int, until_empty: bool = True) -> ProcessRun:
+    """`python -m drainer drain ...` as a subprocess; checks that it stored exactly `expect` events."""
+    argv = [sys.executable, "-m", "drainer", "drain", "--db-url", s.db_url, "--amqp-url", AMQP_URL]
+    argv += ["--queue", s.queue, "--batch-size", str(batch_size), "--max-seconds", "3600"]
+    argv += ["--until-empty"] if until_empty else ["--max-batches", "1"]
+    seconds, rss, code, stderr = timed_process(argv)
+    summary = summary_record(stderr)
+    if code != 0 or summary.get("stored") != expect:
+        tail = stderr.decode("utf-8", "replace")[-2000:]
+        raise RuntimeError(f"drainer exited {code}, stored {summary.get('stored')} of {expect}:\n{tail}")
+    return ProcessRun(seconds, rss, summary)
+
+
+def run_bare_imports() -> ProcessRun:
+    seconds, rss, code, stderr = timed_process([sys.executable, "-c", BARE_IMPORTS])
+    if code != 0:
+        raise RuntimeError(f"bare imports failed: {stderr.decode('utf-8', 'replace')}")
+    return ProcessRun(seconds, rss)
+
+
+def raw_basic_get(s: Services, count: int) -> float:
+    """The ceiling: connect, basic_get `count` times, one multiple ack, close; no decode, no database."""
+    import pika
+
+    start = time.perf_counter()
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = conn.channel()
+    last_tag = 0
+    for _ in range(count):
+        method, _props, _body = channel.basic_get(s.queue, auto_ack=False)
+        if method is None:
+            raise RuntimeError(f"raw loop found the queue empty before {count} messages")
+        last_tag = method.delivery_tag
+    channel.basic_ack(last_tag, multiple=True)
+    conn.process_data_events(0)
+    conn.close()
+    return time.perf_counter() - start
+
+
+# -- Vitrage's 2017 persistor: oslo.messaging notification listener, one ORM commit per event -----
+
+
+class _PersistorEndpoint:
+    """VitragePersistorEndpoint's shape: info() builds one ORM row and commits it in its own session."""
+
+    def __init__(self, model: Any, sessions: Any, expected: int) -> None:
+        self.model = model
+        self.sessions = sessions
+        self.expected = expected
+        self.stored = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any, metadata: Any) -> None:
+        # Upstream parsed the payload's vitrage_sample_date with dateutil; some samples lack it, so
+        # the envelope's timestamp stands in (the cheaper parse favours the baseline, if anything).
+        row = self.model(
+            message_id=metadata["message_id"],
+            collector_timestamp=datetime.fromisoformat(metadata["timestamp"]),
+            event_type=event_type,
+            publisher_id=publisher_id,
+            payload=json.dumps(payload),  # upstream's JSONEncodedDict column type
+        )
+        with self.sessions() as session:
+            session.add(row)
+            session.commit()
+        with self.lock:
+            self.stored += 1
+            if self.stored >= self.expected:
+                self.done.set()
+
+
+class PersistorBaseline:
+    """Vitrage's first persistor, rebuilt: oslo.messaging notification listener (threading executor,
+    as vitrage/messaging.py set it, oslo defaults otherwise: one ack per message after the endpoint
+    returns), one ORM insert and commit per event. Timed in-process from listener start to the last
+    commit, so it pays neither interpreter start-up nor imports; the drainer's figure pays both."""
+
+    def __init__(self, s: Services) -> None:
+        import oslo_messaging
+        from oslo_config import cfg
+        from sqlalchemy import BigInteger, Column, DateTime, String, Text, create_engine
+        from sqlalchemy.orm import declarative_base, sessionmaker
+
+        base: Any = declarative_base()
+
+        class PersistedEvent(base):  # type: ignore[misc,valid-type]
+            # The 2017 model (id, collector_timestamp, JSON payload), plus the envelope's fields.
+            __tablename__ = "persistor_events"
+            id = Column(BigInteger, primary_key=True, autoincrement=True)
+            message_id = Column(String(255), unique=True, nullable=False)
+            collector_timestamp = Column(DateTime(), index=True, nullable=False)
+            event_type = Column(String(255))
+            publisher_id = Column(String(255))
+            payload = Column(Text(), nullable=False)
+
+        self.model = PersistedEvent
+        self.engine = create_engine(s.db_url)
+        base.metadata.create_all(self.engine)
+        self.sessions = sessionmaker(self.engine)
+        self.oslo = oslo_messaging
+        conf = cfg.ConfigOpts()
+        conf([], project="vitrage-drainer-bench")
+        url = AMQP_URL.replace("amqp://", "rabbit://").replace("%2F", "")
+        self.transport = oslo_messaging.get_notification_transport(conf, url=url)
+        self.target = oslo_messaging.Target(topic=s.oslo_topic, exchange=s.oslo_topic)
+        self.queue = s.oslo_topic + ".info"
+        # The listener declares its queue (with oslo's own arguments) on start: do that once, empty.
+        listener = self._listener(_PersistorEndpoint(self.model, self.sessions, 0))
+        listener.start()
+        listener.stop()
+        listener.wait()
+
+    def _listener(self, endpoint: _PersistorEndpoint) -> Any:
+        return self.oslo.get_notification_listener(self.transport, [self.target], [endpoint], executor="threading")
+
+    def run(self, count: int) -> float:
+        """Seconds from listener start until `count` events are committed one by one."""
+        endpoint = _PersistorEndpoint(self.model, self.sessions, count)
+        listener = self._listener(endpoint)
+        start = time.perf_counter()
+        listener.start()
+        finished = endpoint.done.wait(timeout=max(120.0, count * 0.2))
+        seconds = time.perf_counter() - start
+        listener.stop()
+        listener.wait()
+        if not finished:
+            raise RuntimeError(f"baseline stored {endpoint.stored} of {count} before the timeout")
+        return seconds
+
+    def close(self) -> None:
+        self.transport.cleanup()
+        self.engine.dispose()
+
+
+# -- figures --------------------------------------------------------------------------------------
+
+
+def alternate(reps: int, *steps: Callable[[], None]) -> None:
+    """Run the steps A B C, A B C, ... so that a noisy machine's drifts fall on every side."""
+    for rep in range(reps):
+        for step in steps:
+            step()
+        say(f"  repetition {rep + 1}/{reps} done")
+
+
+def figure_throughput(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Figures 1 and 2: raw basic_get, the drainer and the per-event-commit persistor, alternated."""
+    n, nb = plan.messages, plan.baseline_messages
+    drainer_runs: list[ProcessRun] = []
+    raw_s: list[float] = []
+    baseline_s: list[float] = []
+    baseline = PersistorBaseline(s)
+
+    def raw() -> None:
+        s.publish(envelopes(payloads, n))
+        raw_s.append(raw_basic_get(s, n))
+
+    def drainer() -> None:
+        s.empty_tables("events", "rejected_messages")
+        s.publish(envelopes(payloads, n))
+        drainer_runs.append(run_drainer(s, THROUGHPUT_BATCH, expect=n))
+
+    def persistor() -> None:
+        s.empty_tables("persistor_events")
+        s.publish(envelopes(payloads, nb), queue=baseline.queue)
+        baseline_s.append(baseline.run(nb))
+
+    try:
+        alternate(plan.reps, raw, drainer, persistor)
+    finally:
+        baseline.close()
+    drainer_m, raw_m, base_m = median_seconds(drainer_runs), median(raw_s), median(baseline_s)
+    throughput = {
+        "messages": n,
+        "batch_size": THROUGHPUT_BATCH,
+        "drainer_s": [round(r.seconds, 3) for r in drainer_runs],
+        "raw_s": [round(x, 3) for x in raw_s],
+        "drainer_median_s": round(drainer_m, 3),
+        "raw_median_s": round(raw_m, 3),
+        "drainer_msgs_per_s": round(n / drainer_m),
+        "raw_msgs_per_s": round(n / raw_m),
+        "drainer_max_rss_mib": peak_mib(drainer_runs),
+        "ratio": round(raw_m / drainer_m, 3),
+        "target": TARGET_THROUGHPUT,
+    }
+    throughput["met"] = throughput["ratio"] >= TARGET_THROUGHPUT
+    versus = {
+        "baseline_messages": nb,
+        "baseline_s": [round(x, 3) for x in baseline_s],
+        "baseline_median_s": round(base_m, 3),
+        "baseline_msgs_per_s": round(nb / base_m, 1),
+        "drainer_msgs_per_s": throughput["drainer_msgs_per_s"],
+        "ratio": round((n / drainer_m) / (nb / base_m), 2),
+        "target": TARGET_VS_BASELINE,
+    }
+    versus["met"] = versus["ratio"] >= TARGET_VS_BASELINE
+    return {"throughput": throughput, "baseline": versus}
+
+
+def figure_startup(s: Services, plan: Plan) -> dict[str, Any]:
+    """Figure 3: connect, check the schema, one GetEmpty, exit; vs importing the dependencies."""
+    if s.depth() != 0:
+        raise RuntimeError("the bench queue is not empty before the start-up figure")
+    empty: list[ProcessRun] = []
+    bare: list[ProcessRun] = []
+    run_drainer(s, THROUGHPUT_BATCH, expect=0)  # warm the page cache and __pycache__ on both sides
+    run_bare_imports()
+    alternate(
+        plan.startup_reps,
+        lambda: empty.append(run_drainer(s, THROUGHPUT_BATCH, expect=0)),
+        lambda: bare.append(run_bare_imports()),
+    )
+    empty_m, bare_m = median_seconds(empty), median_seconds(bare)
+    result = {
+        "empty_run_s": [round(r.seconds, 3) for r in empty],
+        "bare_imports_s": [round(r.seconds, 3) for r in bare],
+        "empty_run_median_s": round(empty_m, 3),
+        "bare_imports_median_s": round(bare_m, 3),
+        "empty_run_max_rss_mib": peak_mib(empty),
+        "bare_imports_max_rss_mib": peak_mib(bare),
+        "ratio": round(empty_m / bare_m, 3),
+        "target": TARGET_STARTUP,
+    }
+    result["met"] = result["ratio"] <= TARGET_STARTUP
+    return result
+
+
+def figure_memory(s: Services, plan: Plan) -> dict[str, Any]:
+    """Figure 4: peak RSS of one batch of instance snapshots, against the batch's raw bytes."""
+    payload = json.loads((FIXTURES / MEMORY_FIXTURE).read_text())
+    n = plan.memory_messages
+    runs: list[ProcessRun] = []
+    batch_bytes = 0
+
+    def one_batch() -> None:
+        nonlocal batch_bytes
+        s.empty_tables("events", "rejected_messages")
+        bodies = envelopes([payload], n)
+        batch_bytes = sum(len(b) for b in bodies)
+        s.publish(bodies)
+        runs.append(run_drainer(s, n, expect=n, until_empty=False))
+
+    alternate(plan.memory_reps, one_batch)
+    rss = peak_mib(runs)
+    batch_mib = batch_bytes / MIB
+    limit = TARGET_RSS_SLOPE * batch_mib + TARGET_RSS_MIB
+    return {
+        "messages": n,
+        "fixture": MEMORY_FIXTURE,
+        "mean_body_bytes": round(batch_bytes / n),
+        "batch_mib": round(batch_mib, 1),
+        "max_rss_mib": [None if r.max_rss_kib is None else round(r.max_rss_kib / 1024, 1) for r in runs],
+        "max_rss_median_mib": rss,
+        "seconds_median": round(median_seconds(runs), 3),
+        "limit_mib": round(limit, 1),
+        "ratio": None if rss is None else round(rss / limit, 3),
+        "met": None if rss is None else rss <= limit,
+    }
+
+
+def figure_scaling(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]], startup_s: float) -> dict[str, Any]:
+    """Figure 5: throughput by batch size, round-robin over the sizes, and the default it suggests."""
+    runs: dict[int, list[ProcessRun]] = {size: [] for size, _ in plan.scaling}
+
+    def step(size: int, count: int) -> Callable[[], None]:
+        def run() -> None:
+            s.empty_tables("events", "rejected_messages")
+            s.publish(envelopes(payloads, count))
+            runs[size].append(run_drainer(s, size, expect=count))
+
+        return run
+
+    alternate(plan.scaling_reps, *(step(size, count) for size, count in plan.scaling))
+    rows = []
+    for size, count in plan.scaling:
+        seconds = median_seconds(runs[size])
+        net = max(seconds - startup_s, 1e-6)
+        batches = -(-count // size)
+        rows.append(
+            {
+                "batch_size": size,
+                "messages": count,
+                "batches": batches,
+                "median_s": round(seconds, 3),
+                "msgs_per_s": round(count / seconds),
+                "net_msgs_per_s": round(count / net),
+                "ms_per_batch": round(1000 * net / batches, 2),
+                "max_rss_mib": peak_mib(runs[size]),
+            }
+        )
+    best = max(r["net_msgs_per_s"] for r in rows)
+    recommended = min(r["batch_size"] for r in rows if r["net_msgs_per_s"] >= AMORTISED_SHARE * best)
+    return {"startup_s": round(startup_s, 3), "rows": rows, "recommended_batch_size": recommended}
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else "met" if met else "MISSED"
+
+
+def _mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} MiB"
+
+
+def _figures_table(report: dict[str, Any]) -> list[str]:
+    t, b, st, mem = report["throughput"], report["baseline"], report["startup"], report["memory"]
+    rows = [
+        (
+            f"1 throughput, {t['messages']:,} msgs",
+            f"{t['drainer_msgs_per_s']:,} msg/s ({t['drainer_median_s']:.2f} s)",
+            f"raw basic_get {t['raw_msgs_per_s']:,} msg/s ({t['raw_median_s']:.2f} s)",
+            f"{t['ratio']:.2f}",
+            ">= 0.85",
+            _verdict(t["met"]),
+        ),
+        (
+            f"2 vs 2017 persistor ({b['baseline_messages']:,})",
+            f"{b['drainer_msgs_per_s']:,} msg/s",
+            f"per-event commit {b['baseline_msgs_per_s']:,.0f} msg/s",
+            f"{b['ratio']:.1f}x",
+            ">= 12x",
+            _verdict(b["met"]),
+        ),
+        (
+            "3 start-up, empty queue",
+            f"{st['empty_run_median_s']:.3f} s",
+            f"bare imports {st['bare_imports_median_s']:.3f} s",
+            f"{st['ratio']:.2f}x",
+            "<= 1.5x",
+            _verdict(st["met"]),
+        ),
+        (
+            f"4 peak RSS, {mem['messages']:,} x {mem['mean_body_bytes']:,} B",
+            _mib(mem["max_rss_median_mib"]),
+            f"2 x {mem['batch_mib']:.1f} + 60 = {mem['limit_mib']:.1f} MiB",
+            "n/a" if mem["ratio"] is None else f"{mem['ratio']:.2f}",
+            "<= 1.00",
+            _verdict(mem["met"]),
+        ),
+    ]
+    header = ("figure", "drainer", "reference", "ratio", "target", "result")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
+
+
+def _scaling_table(scaling: dict[str, Any]) -> list[str]:
+    lines = [
+        f"5 scaling (whole process; 'net' subtracts the {scaling['startup_s']:.3f} s empty-queue run)",
+        f"{'batch size':>10}{'messages':>10}{'batches':>9}{'median s':>10}{'msg/s':>9}{'net msg/s':>11}"
+        f"{'ms/batch':>10}{'peak RSS':>12}",
+    ]
+    for r in scaling["rows"]:
+        lines.append(
+            f"{r['batch_size']:>10,}{r['messages']:>10,}{r['batches']:>9,}{r['median_s']:>10.2f}"
+            f"{r['msgs_per_s']:>9,}{r['net_msgs_per_s']:>11,}{r['ms_per_batch']:>10.2f}{_mib(r['max_rss_mib']):>12}"
+        )
+    lines.append(
+        f"recommended default batch size: {scaling['recommended_batch_size']:,} "
+        f"(the smallest within {AMORTISED_SHARE:.0%} of the best net throughput)"
+    )
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    head = [
+        f"vitrage-drainer benchmark ({report['mode']} run, {report['started']}, {report['wall_s']} s)",
+        f"machine: nproc={m['nproc']}, {m['cpu_model']}; Python {m['python']}; MariaDB {report['mariadb']}",
+        f"messages: oslo v2 envelopes around {report['samples']} Vitrage samples, mean "
+        f"{report['mean_body_bytes']:,} B; medians of alternated runs (A B A B), drainer batch "
+        f"{THROUGHPUT_BATCH:,} --until-empty",
+        "",
+    ]
+    return "\n".join([*head, *_figures_table(report), "", *_scaling_table(report["scaling"])])
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.perf.bench", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, one repetition: under a minute")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan()
+    payloads = sample_payloads()
+    one_each = envelopes(payloads, len(payloads))
+    report: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "started": datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "plan": asdict(plan),
+        "samples": len(payloads),
+        "mean_body_bytes": round(sum(len(b) for b in one_each) / len(one_each)),
+        "rss_source": "GNU time %M" if GNU_TIME else None,
+    }
+    began = time.monotonic()
+    with services() as s:
+        report["mariadb"] = s.sql("SELECT VERSION()")[0][0]
+        say(f"database {s.database}, queue {s.queue}")
+        s.publish(envelopes(payloads, 200))
+        run_drainer(s, THROUGHPUT_BATCH, expect=200)  # warm-up, untimed
+        say("3 start-up: empty-queue run vs bare imports")
+        report["startup"] = figure_startup(s, plan)
+        say("1+2 throughput: raw basic_get, drainer, per-event-commit persistor")
+        report.update(figure_throughput(s, plan, payloads))
+        say("4 memory: one batch of instance snapshots")
+        report["memory"] = figure_memory(s, plan)
+        say("5 scaling: batch sizes")
+        report["scaling"] = figure_scaling(s, plan, payloads, report["startup"]["empty_run_median_s"])
+    report["wall_s"] = round(time.monotonic() - began, 1)
+    if args.json:
+        say(render(report))
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
