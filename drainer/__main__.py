@@ -1,3 +1,5 @@
-from drainer.cli import console
+import sys
 
-console()
+from drainer.cli import main
+
+sys.exit(main())

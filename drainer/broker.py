@@ -16,6 +16,7 @@ from drainer.errors import (
     BrokerAccessDenied,
     BrokerError,
     BrokerUnavailable,
+    ConfigError,
     QueueNotFound,
 )
 from drainer.model import Delivery
@@ -67,7 +68,10 @@ def _parameters(settings: Settings) -> list[pika.URLParameters]:
 
     params = []
     for url in settings.amqp_urls:
-        p = pika.URLParameters(url)
+        try:
+            p = pika.URLParameters(url)
+        except ValueError as exc:  # pika quotes the part it could not parse: never show it
+            raise ConfigError(f"AMQP URL {mask_url(url)} is not valid (check the port and quoting)") from exc
         p.connection_attempts = 1  # tenacity owns retries, with a total budget
         p.retry_delay = 0
         p.socket_timeout = settings.connect_timeout
@@ -102,7 +106,6 @@ class Broker:
         import pika.exceptions as pe
         from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
-        logging.getLogger("pika").setLevel(logging.CRITICAL)
         params = _parameters(settings)
         hosts = ", ".join(mask_url(u) for u in settings.amqp_urls)
 
@@ -134,6 +137,15 @@ class Broker:
             "declares it on its first event, or name another with --queue/--topic"
         )
 
+    def _channel_closed(self, queue: str, exc: Any) -> BrokerError:
+        if exc.reply_code == 404:
+            return self._queue_missing(queue, exc)
+        if exc.reply_code == 403:
+            return BrokerAccessDenied(
+                f"RabbitMQ refused access to queue {queue!r} in vhost {_vhost(self._settings)!r}: {exc.reply_text}"
+            )
+        return BrokerError(f"RabbitMQ closed the channel: {exc}")
+
     def depth(self, queue: str) -> tuple[int, int]:
         """(messages ready, consumers) of the queue, by a passive declare."""
         import pika.exceptions as pe
@@ -141,24 +153,24 @@ class Broker:
         try:
             ok = self._channel.queue_declare(queue, passive=True)
         except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                raise self._queue_missing(queue, exc) from exc
-            raise BrokerError(f"RabbitMQ closed the channel: {exc}") from exc
+            raise self._channel_closed(queue, exc) from exc
         except pe.AMQPError as exc:
             raise BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}") from exc
         return ok.method.message_count, ok.method.consumer_count
 
     def fetch_batch(
-        self, queue: str, limit: int, stop_requested: Callable[[], bool]
+        self, queue: str, limit: int, max_bytes: int, stop_requested: Callable[[], bool]
     ) -> tuple[list[Delivery], int | None]:
-        """Up to `limit` unacked deliveries (stops early on empty or stop), and the depth after."""
+        """Up to `limit` unacked deliveries and about `max_bytes` of bodies (stops early on empty or
+        stop), and the depth after."""
         import pika.exceptions as pe
 
         deliveries: list[Delivery] = []
         remaining: int | None = None
+        held = 0
         get = self._channel.basic_get
         try:
-            while len(deliveries) < limit and not stop_requested():
+            while len(deliveries) < limit and held < max_bytes and not stop_requested():
                 method, props, body = get(queue, auto_ack=False)
                 if method is None:
                     remaining = 0
@@ -174,10 +186,9 @@ class Broker:
                     )
                 )
                 remaining = method.message_count
+                held += len(body)
         except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                raise self._queue_missing(queue, exc) from exc
-            raise BrokerError(f"RabbitMQ closed the channel: {exc}") from exc
+            raise self._channel_closed(queue, exc) from exc
         except pe.AMQPError as exc:
             # Unacked deliveries return to the queue when the connection drops; nothing is lost.
             raise BrokerUnavailable(f"RabbitMQ connection lost while fetching: {exc!r}") from exc
@@ -232,22 +243,45 @@ class Broker:
         if not self._channel.is_open:
             raise BrokerUnavailable("RabbitMQ closed the channel before the commit")
 
-    def park_oversize(self, queue: str, delivery: Delivery, reason: str) -> None:
-        """Publish a byte-exact copy to the durable oversize queue, confirmed before returning."""
+    def _oversize_target(self, queue: str) -> BlockingChannel:
+        """A confirming channel to the oversize queue: an existing queue is used as it is (an
+        operator may have made it a quorum queue); a missing one is declared durable."""
+        import pika.exceptions as pe
+
+        channel = self._connection.channel()
+        try:
+            channel.queue_declare(queue, passive=True)
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:
+                raise
+            channel = self._connection.channel()
+            channel.queue_declare(queue, durable=True)
+        channel.confirm_delivery()
+        return channel
+
+    def park_oversize(self, queue: str, delivery: Delivery, reason: str, digest: str) -> None:
+        """Publish a byte-exact copy to the oversize queue, confirmed before returning.
+
+        A batch that fails after this is fetched again and parks the message again: copies carry
+        `x-drainer-sha256` so a reader can tell repeats apart.
+        """
         import pika
         import pika.exceptions as pe
 
         try:
             if self._oversize_channel is None or not self._oversize_channel.is_open:
-                channel = self._connection.channel()
-                channel.confirm_delivery()
-                channel.queue_declare(queue, durable=True)
-                self._oversize_channel = channel
+                self._oversize_channel = self._oversize_target(queue)
             props = dict(delivery.properties)
             headers = dict(props.get("headers") or {})
+            # A per-message TTL would let the broker drop the only copy; a user_id must match the
+            # drainer's login or the broker refuses the publish. Both are kept as headers.
+            for name in ("expiration", "user_id"):
+                if name in props:
+                    headers[f"x-original-{name.replace('_', '-')}"] = props.pop(name)
             headers.update(
                 {
                     "x-drainer-reason": reason,
+                    "x-drainer-sha256": digest,
                     "x-original-exchange": delivery.exchange,
                     "x-original-routing-key": delivery.routing_key,
                 }

@@ -27,7 +27,7 @@ from drainer.errors import (
     SchemaOutdated,
 )
 
-log = logging.getLogger("drainer")
+log = logging.getLogger(__name__)
 
 
 class Exit(IntEnum):
@@ -159,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"AMQP heartbeat seconds; env DRAINER_HEARTBEAT; default {defaults.HEARTBEAT}",
     )
+    d.add_argument(
+        "--max-batch-bytes",
+        type=int,
+        help="a batch stops growing at this many body bytes; env DRAINER_MAX_BATCH_BYTES; default 64 MiB",
+    )
     d.add_argument("--metrics-file", metavar="PATH", help="node_exporter textfile to write; env DRAINER_METRICS_FILE")
     d.add_argument("--pushgateway", metavar="URL", help="Prometheus Pushgateway to push to; env DRAINER_PUSHGATEWAY")
     d.add_argument(
@@ -213,10 +218,13 @@ _COMMAND_ONLY = (
 
 
 def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
-    from drainer.config import resolve
+    from drainer import logs
+    from drainer.config import resolve, secrets_of
 
     flags = {k: v for k, v in vars(args).items() if k not in _COMMAND_ONLY}
-    return resolve(flags, env)
+    settings = resolve(flags, env)
+    logs.add_secrets(secrets_of(settings))
+    return settings
 
 
 def _run_drain(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
@@ -229,24 +237,26 @@ def _run_drain(args: argparse.Namespace, env: Mapping[str, str], run_id: str) ->
     progress = Progress(queue=settings.queue_name)
     on_batch, close_bar = tty.batch_bar(settings.progress, settings.until_empty or settings.max_batches > 1)
     stop = StopFlag()
-    stop.install()
-    code, error, message, bug = Exit.OK, None, None, False
+    stop.install()  # until the very end: a late SIGTERM must not cut the summary line
+    code, error, message, trace = Exit.OK, None, None, None
     try:
-        drain(settings, run_id, stop, progress, on_batch)
-    except DrainerError as exc:
-        code, error = exit_code_for(exc)
-        message = str(exc)
-    except Exception as exc:  # a bug: exit 1, traceback inside the summary record
-        code, error, message, bug = Exit.SOFTWARE, "unexpected_error", repr(exc), True
+        try:
+            drain(settings, run_id, stop, progress, on_batch)
+        except DrainerError as exc:
+            code, error = exit_code_for(exc)
+            message = str(exc)
+        except Exception as exc:  # a bug: exit 1, traceback inside the summary record
+            code, error, message, trace = Exit.SOFTWARE, "unexpected_error", repr(exc), sys.exc_info()
+        finally:
+            close_bar()
+        fields: dict[str, Any] = {"event": "summary", **progress.as_record(), "exit_code": int(code)}
+        if error:
+            fields.update(error=error, detail=message or "")
+        level = logging.INFO if code == Exit.OK else logging.ERROR
+        log.log(level, "drain finished" if code == Exit.OK else "drain failed", extra=fields, exc_info=trace)
+        metrics.publish(fields, settings.queue_name, settings.metrics_file, settings.pushgateway)
     finally:
         stop.restore()
-        close_bar()
-    fields: dict[str, Any] = {"event": "summary", **progress.as_record(), "exit_code": int(code)}
-    if error:
-        fields.update(error=error, detail=_masked(message or ""))
-    metrics.publish(fields, settings.queue_name, settings.metrics_file, settings.pushgateway, settings.socket_timeout)
-    level = logging.INFO if code == Exit.OK else logging.ERROR
-    log.log(level, "drain finished" if code == Exit.OK else "drain failed", extra=fields, exc_info=bug)
     return code
 
 
@@ -362,7 +372,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         code, error = exit_code_for(exc)
         log.error(_masked(str(exc)), extra={"event": "error", "error": error, "exit_code": int(code)})
         return code
-    except Exception as exc:  # a bug: keep the traceback, but inside one JSON record
+    except Exception as exc:  # a bug: keep the traceback, but inside one JSON record (secrets scrubbed)
         log.exception(
             "unexpected error",
             extra={
@@ -373,7 +383,3 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             },
         )
         return Exit.SOFTWARE
-
-
-def console() -> None:
-    sys.exit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -35,6 +36,7 @@ class Settings:
     retry_seconds: float = defaults.RETRY_SECONDS
     lock_wait_timeout: int = defaults.LOCK_WAIT_TIMEOUT
     max_message_bytes: int = defaults.MAX_MESSAGE_BYTES
+    max_batch_bytes: int = defaults.MAX_BATCH_BYTES
     oversize_queue: str | None = None
     log_format: str = defaults.LOG_FORMAT
     metrics_file: str | None = None
@@ -55,11 +57,19 @@ class Settings:
             raise ConfigError("batch size must be at least 1")
         if self.max_batches < 1:
             raise ConfigError("max batches must be at least 1")
-        for name in ("max_seconds", "connect_timeout", "socket_timeout", "retry_seconds"):
+        for name in ("max_seconds", "connect_timeout", "retry_seconds"):
             if not 0 < getattr(self, name) < math.inf:  # also refuses nan and inf from the environment
                 raise ConfigError(f"{name.replace('_', ' ')} must be greater than 0")
+        # PyMySQL and pika take whole seconds here; 0 would mean "no timeout" (heartbeat: off).
+        for name in ("socket_timeout", "heartbeat", "lock_wait_timeout"):
+            if not 1 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"{name.replace('_', ' ')} must be at least 1 second")
+        if self.max_message_bytes < 1024 or self.max_batch_bytes < 1024:
+            raise ConfigError("max message bytes and max batch bytes must be at least 1024")
         if self.log_format not in ("json", "text"):
             raise ConfigError("log format must be json or text")
+        if (self.metrics_file or self.pushgateway) and importlib.util.find_spec("prometheus_client") is None:
+            raise ConfigError("metrics need prometheus-client: pip install 'vitrage-drainer[metrics]'")
         if not self.amqp_urls:
             raise ConfigError("no AMQP URL: give --amqp-url or DRAINER_AMQP_URL")
         for url in self.amqp_urls:
@@ -160,6 +170,7 @@ _TYPES = {
     "heartbeat": int,
     "lock_wait_timeout": int,
     "max_message_bytes": int,
+    "max_batch_bytes": int,
     "max_seconds": float,
     "connect_timeout": float,
     "socket_timeout": float,
@@ -191,9 +202,23 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 def split_amqp_urls(value: str) -> tuple[str, ...]:
     """One URL, several separated by whitespace or ';', or an oslo rabbit:// transport_url."""
+    value = value.strip(" \t\r\n;")
     if value.startswith("rabbit://"):
         return transport_url_to_amqp(value)
-    return tuple(u for u in re.split(r"[\s;]+", value) if u)
+    # Split only where the next URL begins, so a ';' or a space inside a password stays put.
+    return tuple(u.strip(" \t\r\n;") for u in re.split(r"[\s;]+(?=[a-z][a-z0-9+.-]*://)", value) if u.strip())
+
+
+def secrets_of(settings: Settings) -> set[str]:
+    """The passwords in the configured URLs, so any text can be scrubbed of them before logging."""
+    found = set()
+    for url in (*settings.amqp_urls, settings.db_url or ""):
+        # One host per URL here (a transport_url was split already), so a ',' may be in a password.
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+        password = userinfo.partition(":")[2]
+        if len(password) >= 3:
+            found.update({password, unquote(password)})
+    return found
 
 
 def config_paths(flags: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:

@@ -12,6 +12,7 @@ HEARTBEAT = 60  # AMQP heartbeat; BlockingConnection services it only inside pik
 RETRY_SECONDS = 20.0  # total budget for retrying a connect or a batch transaction
 LOCK_WAIT_TIMEOUT = 10  # seconds; MySQL session innodb_lock_wait_timeout and lock_wait_timeout
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger bodies go to the oversize queue, not to a row
+MAX_BATCH_BYTES = 64 * 1024 * 1024  # a batch stops growing here: memory is bounded by bytes too
 OVERSIZE_SUFFIX = ".oversize"
 LEASE_MARGIN = 10.0  # a lease renewal covers retry budget + one socket timeout + this
 LOG_FORMAT = "json"

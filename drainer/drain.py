@@ -130,7 +130,9 @@ class Drain:
                 break
             if lease is not None:
                 self.store.renew_lease(lease)  # the lease must outlive the batch about to be held
-            deliveries, remaining = self.broker.fetch_batch(self.queue, self.settings.batch_size, self.stop)
+            deliveries, remaining = self.broker.fetch_batch(
+                self.queue, self.settings.batch_size, self.settings.max_batch_bytes, self.stop
+            )
             if remaining is not None:
                 self.progress.queue_remaining = remaining
             if not deliveries:
@@ -138,7 +140,7 @@ class Drain:
             self._store_and_ack(deliveries, lease)
             if self.on_batch is not None:
                 self.on_batch(self.progress)
-            if remaining == 0 or len(deliveries) < self.settings.batch_size:
+            if remaining == 0:
                 break
         return self.progress
 
@@ -178,8 +180,9 @@ class Drain:
         target = self.settings.oversize_queue_name
         for delivery in oversize:
             reason = f"oversize: {len(delivery.body)} bytes > {self.max_bytes}; moved byte-exact to queue {target!r}"
-            self.broker.park_oversize(target, delivery, reason)
-            parked.append(envelope.rejection(delivery, reason, utcnow(), keep_body=False))
+            record = envelope.rejection(delivery, reason, utcnow(), keep_body=False)
+            self.broker.park_oversize(target, delivery, reason, record.body_sha256)
+            parked.append(record)
             log.warning(
                 "oversize message moved to its queue",
                 extra={"event": "oversize", "bytes": len(delivery.body), "target_queue": target},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 # LogRecord attributes that are not caller-supplied fields.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "run_id"}
@@ -32,6 +32,31 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
+class _Scrubbed(logging.Formatter):
+    """Masks URL passwords and every known secret in the finished line, whatever put it there."""
+
+    def __init__(self, inner: logging.Formatter, secrets: set[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        from drainer.config import mask_url
+
+        line = mask_url(self.inner.format(record))
+        for secret in self.secrets:
+            line = line.replace(secret, "***")
+        return line
+
+
+_SECRETS: set[str] = set()
+
+
+def add_secrets(secrets: set[str]) -> None:
+    """Scrub these strings (the configured passwords) from every record from now on."""
+    _SECRETS.update(s for s in secrets if s)
+
+
 def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logging.INFO) -> None:
     """Install one handler on the root logger; only the CLI calls this."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -47,7 +72,7 @@ def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logg
         )
     else:
         formatter = _TextFormatter()
-    handler.setFormatter(formatter)
+    handler.setFormatter(_Scrubbed(formatter, _SECRETS))
     handler.addFilter(_RunId(run_id))
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -55,7 +80,6 @@ def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logg
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)
-
-
-def record(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
-    logger.log(level, message, extra=fields)
+    # pika reports every failed connect at ERROR before raising; the drainer's own record says it.
+    logging.getLogger("pika.adapters.utils.connection_workflow").setLevel(logging.CRITICAL)
+    logging.getLogger("pika.adapters.blocking_connection").setLevel(logging.CRITICAL)

@@ -81,17 +81,18 @@ def push(url: str, record: dict[str, Any], queue: str, timeout: float) -> None:
     send(url, job="vitrage_drainer", grouping_key={"queue": queue}, registry=registry, timeout=timeout)
 
 
-def publish(
-    record: dict[str, Any], queue: str, metrics_file: str | None, pushgateway: str | None, timeout: float
-) -> None:
+# A push is the last thing a run does inside its deadline; it must not use up the grace period.
+PUSH_TIMEOUT_S = 5.0
+
+
+def publish(record: dict[str, Any], queue: str, metrics_file: str | None, pushgateway: str | None) -> None:
     """Write and push as configured; a metrics failure is logged, never fails the run."""
-    if metrics_file:
+    targets = [(metrics_file, lambda: write_textfile(metrics_file or "", record, queue))]
+    targets.append((pushgateway, lambda: push(pushgateway or "", record, queue, PUSH_TIMEOUT_S)))
+    for target, send in targets:
+        if not target:
+            continue
         try:
-            write_textfile(metrics_file, record, queue)
-        except OSError as exc:
-            log.warning("could not write the metrics file", extra={"event": "metrics_failed", "cause": str(exc)})
-    if pushgateway:
-        try:
-            push(pushgateway, record, queue, timeout)
-        except OSError as exc:
-            log.warning("could not push metrics", extra={"event": "metrics_failed", "cause": str(exc)})
+            send()
+        except Exception as exc:  # the events are stored and acked whatever happens to a gauge
+            log.warning("could not publish metrics", extra={"event": "metrics_failed", "cause": repr(exc)})

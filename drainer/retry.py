@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from tenacity import (
     RetryCallState,
@@ -52,7 +51,3 @@ def bounded(
         before_sleep=before_sleep,
         reraise=True,
     )
-
-
-def call(retrying: Retrying, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return retrying(fn, *args, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -276,8 +277,8 @@ def _engine(url: str, settings: Settings) -> Engine:
         connect_args={
             "charset": "utf8mb4",
             "connect_timeout": max(1, int(settings.connect_timeout)),
-            "read_timeout": int(settings.socket_timeout),
-            "write_timeout": int(settings.socket_timeout),
+            "read_timeout": math.ceil(settings.socket_timeout),
+            "write_timeout": math.ceil(settings.socket_timeout),
             "init_command": init,
         },
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -411,3 +412,71 @@ def test_ack_lost_after_commit_is_reported_and_the_redeliveries_stored_once(rabb
     rerun = run_cli(*drain_args(rabbit, db))
     assert rerun.code == 0 and rerun.summary["duplicates"] == 15 and rerun.summary["stored"] == 0
     assert stored_ids(db) == ids
+
+
+def test_a_password_with_a_comma_is_never_printed(migrated):
+    result = run_cli(
+        "drain",
+        "--db-url",
+        migrated.url,
+        "--amqp-url",
+        "amqp://guest:p,w0rd-x@127.0.0.1:1/%2F",
+        "--retry-seconds",
+        "1",
+        timeout=60,
+    )
+    assert result.code == 69, result.stderr
+    assert "p,w0rd-x" not in result.stderr + result.stdout
+
+
+@pytest.fixture
+def quorum_oversize_queue(rabbit):
+    conn = rabbit.connection()
+    conn.channel().queue_declare(rabbit.queue + ".oversize", durable=True, arguments={"x-queue-type": "quorum"})
+    conn.close()
+    return rabbit.queue + ".oversize"
+
+
+def test_oversize_goes_to_an_existing_quorum_queue_and_loses_no_ttl_copy(rabbit, migrated, quorum_oversize_queue):
+    db = migrated
+    big = oslo_v2({"blob": "q" * 8000}, message_id="big")
+    rabbit.publish([oslo_v2({"n": 1}, message_id="small"), big], [{}, {"expiration": "2000"}])
+    result = run_cli(*drain_args(rabbit, db, "--max-message-bytes", "4096"))
+    assert result.code == 0, result.stderr
+    assert stored_ids(db) == ["small"] and result.summary["oversize"] == 1
+    ((props, body),) = rabbit.get_all(quorum_oversize_queue)
+    assert body == big and props.expiration is None
+    assert props.headers["x-original-expiration"] == "2000"
+    assert props.headers["x-drainer-sha256"] == hashlib.sha256(big).hexdigest()
+
+
+def test_a_batch_stops_growing_at_max_batch_bytes(rabbit, migrated):
+    db = migrated
+    ids = publish_numbered(rabbit, 10, size_pad=2000)
+    result = run_cli(*drain_args(rabbit, db, "--max-batch-bytes", "4096"))
+    assert result.code == 0, result.stderr
+    assert result.summary["fetched"] == 2 and stored_ids(db) == ids[:2]
+    assert run_cli(*drain_args(rabbit, db, "--max-batch-bytes", "4096", "--until-empty")).code == 0
+    assert stored_ids(db) == ids
+
+
+@pytest.fixture
+def reader_without_permission(rabbit):
+    user = f"drainer-noread-{uuid.uuid4().hex[:6]}"
+
+    def ctl(*args):
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+    ctl("add_user", user, "noread-pw")
+    ctl("set_permissions", "-p", "/", user, ".*", ".*", "^$")  # may configure and write, not read
+    yield rabbit.url.replace("guest:guest", f"{user}:noread-pw")
+    ctl("delete_user", user)
+
+
+def test_a_user_without_read_permission_exits_77(rabbit, migrated, reader_without_permission):
+    rabbit.publish([oslo_v2({"n": 1})])
+    result = run_cli(
+        "drain", "--db-url", migrated.url, "--amqp-url", reader_without_permission, "--queue", rabbit.queue
+    )
+    assert result.code == 77 and result.summary["error"] == "broker_access_denied", result.stderr
+    assert rabbit.depth() == 1

@@ -157,7 +157,7 @@ def test_batch_size_precedence(env: dict[str, str], flags: dict[str, Any], expec
         ({"DRAINER_MAX_BATCHES": "5"}, "max_batches", 5),
         ({"DRAINER_MAX_SECONDS": "90.5"}, "max_seconds", 90.5),
         ({"DRAINER_CONNECT_TIMEOUT": "2"}, "connect_timeout", 2.0),
-        ({"DRAINER_HEARTBEAT": "0"}, "heartbeat", 0),
+        ({"DRAINER_HEARTBEAT": "15"}, "heartbeat", 15),
         ({"DRAINER_UNTIL_EMPTY": "true"}, "until_empty", True),
         ({"DRAINER_UNTIL_EMPTY": "0"}, "until_empty", False),
         ({"DRAINER_QUEUE": "q.from.env"}, "queue_name", "q.from.env"),
@@ -395,7 +395,7 @@ def test_config_error_about_a_url_does_not_show_its_password() -> None:
         pytest.param({}, {"DRAINER_MAX_SECONDS": "nan"}, "max seconds must be greater than 0", id="max-seconds-nan"),
         pytest.param({}, {"DRAINER_RETRY_SECONDS": "inf"}, "retry seconds must be greater than 0", id="retry-inf"),
         pytest.param({"connect_timeout": -1.0}, {}, "connect timeout must be greater than 0", id="connect-timeout"),
-        pytest.param({"socket_timeout": 0.0}, {}, "socket timeout must be greater than 0", id="socket-timeout"),
+        pytest.param({"socket_timeout": 0.0}, {}, "socket timeout must be at least 1 second", id="socket-timeout"),
         pytest.param({"log_format": "xml"}, {}, "log format must be json or text", id="log-format"),
         pytest.param({}, {"DRAINER_AMQP_URL": "http://rabbit/"}, "must start with amqp://", id="bad-scheme-env"),
         pytest.param({"amqp_url": "rabbitmq.local:5672"}, {}, "must start with amqp://", id="no-scheme-flag"),
@@ -416,3 +416,28 @@ def test_config_paths_come_from_flags_else_environment() -> None:
     assert config.config_paths({"config_file": ["/a.conf"]}, {"DRAINER_CONFIG_FILE": "/b.conf"}) == ["/a.conf"]
     assert config.config_paths({}, {"DRAINER_CONFIG_FILE": "/b.conf, /c.conf"}) == ["/b.conf", "/c.conf"]
     assert config.config_paths({}, {}) == []
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DRAINER_HEARTBEAT": "0"},
+        {"DRAINER_SOCKET_TIMEOUT": "0.5"},
+        {"DRAINER_LOCK_WAIT_TIMEOUT": "0"},
+        {"DRAINER_MAX_MESSAGE_BYTES": "0"},
+        {"DRAINER_MAX_BATCH_BYTES": "10"},
+    ],
+)
+def test_a_setting_that_would_turn_a_bound_off_is_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        config.resolve({}, env)
+
+
+def test_a_semicolon_or_space_inside_a_password_does_not_split_the_url() -> None:
+    urls = config.split_amqp_urls("amqp://u:p;w d@h1/%2F; amqp://u:x@h2/%2F")
+    assert urls == ("amqp://u:p;w d@h1/%2F", "amqp://u:x@h2/%2F")
+
+
+def test_secrets_of_collects_every_configured_password() -> None:
+    settings = config.resolve({"amqp_url": "amqp://u:p,w0rd@h1/%2F", "db_url": "mysql+pymysql://d:db%40pw@h/x"}, {})
+    assert {"p,w0rd", "db%40pw", "db@pw"} <= config.secrets_of(settings)

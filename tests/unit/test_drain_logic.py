@@ -295,3 +295,18 @@ def test_migration_unknown_to_this_drainer_is_ignored() -> None:
     files = [Migration("001_a.sql", "c1", "")]
 
     assert schema._check_applied({"001_a.sql": "c1", "002_from_newer_drainer.sql": "c9"}, files) == []
+
+
+def test_a_deadlock_hidden_behind_a_lost_savepoint_is_still_transient() -> None:
+    import pymysql
+
+    from drainer.store import _is_transient
+
+    try:
+        try:
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+        except pymysql.err.OperationalError:
+            raise pymysql.err.OperationalError(1305, "SAVEPOINT sa_savepoint_1 does not exist")  # noqa: B904
+    except pymysql.err.OperationalError as exc:
+        assert _is_transient(exc)
+    assert not _is_transient(pymysql.err.OperationalError(1305, "SAVEPOINT does not exist"))
