@@ -61,6 +61,7 @@ ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143, 1698})
 SQLITE_BUSY_WORDS = ("database is locked", "database table is locked")
 
 _WRITE = "drainer_write"  # execution option marking a writing connection (SQLite: BEGIN IMMEDIATE)
+_INSERT_CHUNK = 1000  # rows per multi-row INSERT (PyMySQL splits each further at ~1 MB)
 _LOOKUP_CHUNK = 1000  # keys per IN-list lookup of already stored rows
 
 
@@ -342,13 +343,17 @@ class Store:
     def applied_migrations(self) -> dict[str, str] | None:
         """name -> checksum of applied files, or None when the schema table does not exist."""
         with _translated("reading schema_migrations"):
-            from sqlalchemy import inspect, select
+            from sqlalchemy import select
+            from sqlalchemy.exc import DBAPIError
 
+            t = self._t["migrations"]
             with self.engine.connect() as conn:
-                if not inspect(conn).has_table("schema_migrations"):
-                    return None
-                t = self._t["migrations"]
-                return dict(conn.execute(select(t.c.name, t.c.checksum)).all())
+                try:  # one query, no reflection: this runs at the start of every drain
+                    return dict(conn.execute(select(t.c.name, t.c.checksum)).all())
+                except DBAPIError as exc:
+                    if error_number(exc) == 1146 or "no such table" in str(exc.orig):
+                        return None
+                    raise
 
     def apply_migration(self, name: str, checksum: str, statements: Sequence[str]) -> None:
         """Run one file's statements and record it (DDL autocommits on MySQL: record last)."""
@@ -492,27 +497,29 @@ class Store:
         from sqlalchemy.exc import DBAPIError, StatementError
 
         now = utcnow()
-        rows = [
-            {
-                "message_id": e.message_id,
-                "collector_timestamp": e.collector_timestamp,
-                "event_type": e.event_type,
-                "publisher_id": e.publisher_id,
-                "priority": e.priority,
-                "entity_type": e.entity_type,
-                "entity_id": e.entity_id,
-                "action": e.action,
-                "payload": e.payload,
-                "stored_at": now,
-            }
-            for e in events
-        ]
         statement = self._events_insert()
+
+        def rows(lo: int, hi: int) -> list[dict[str, Any]]:
+            return [
+                {
+                    "message_id": e.message_id,
+                    "collector_timestamp": e.collector_timestamp,
+                    "event_type": e.event_type,
+                    "publisher_id": e.publisher_id,
+                    "priority": e.priority,
+                    "entity_type": e.entity_type,
+                    "entity_id": e.entity_id,
+                    "action": e.action,
+                    "payload": e.payload,
+                    "stored_at": now,
+                }
+                for e in events[lo:hi]
+            ]
 
         def attempt(lo: int, hi: int) -> list[tuple[Event, str]]:
             try:
                 with conn.begin_nested():
-                    conn.execute(statement, rows[lo:hi])
+                    conn.execute(statement, rows(lo, hi))
                 return []
             except (DBAPIError, StatementError, UnicodeError) as exc:
                 # StatementError wraps driver-side failures such as an unencodable string.
@@ -523,7 +530,12 @@ class Store:
                 mid = (lo + hi) // 2
                 return attempt(lo, mid) + attempt(mid, hi)
 
-        return attempt(0, len(rows))
+        # Chunks of the batch, in order, in the same transaction: the row dicts and the statement
+        # text of one chunk at a time are alive, not those of the whole batch.
+        refused: list[tuple[Event, str]] = []
+        for lo in range(0, len(events), _INSERT_CHUNK):
+            refused += attempt(lo, min(lo + _INSERT_CHUNK, len(events)))
+        return refused
 
     def _insert_rejections(self, conn: Connection, queue: str, rejections: Sequence[Rejection]) -> None:
         if not rejections:
