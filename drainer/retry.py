@@ -10,7 +10,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def bounded(
 
     return Retrying(
         stop=stop_after_delay(budget_s),
-        wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.5),
+        wait=wait_exponential(multiplier=0.2, max=5.0) + wait_random(0, 0.5),  # backoff with jitter
         retry=retry_if_exception(retryable),
         before_sleep=before_sleep,
         reraise=True,

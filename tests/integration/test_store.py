@@ -1,0 +1,77 @@
+"""The store on its own: one batch is one transaction — it commits whole, or rolls back whole."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from drainer import schema
+from drainer.config import Settings
+from drainer.envelope import rejection
+from drainer.errors import BatchNotCommitted, LeaseLost
+from drainer.model import Delivery, Event
+from drainer.store import BatchHooks, Lease, Store
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, 123456)
+
+
+def event(key: str) -> Event:
+    return Event(
+        key, NOW, "nova.instance", "datasources.events", "INFO", "nova.instance", key, "update", f'{{"id": "{key}"}}'
+    )
+
+
+@pytest.fixture
+def store(db):
+    s = Store.open(db.url, Settings(db_url=db.url, retry_seconds=2))
+    schema.migrate(s)
+    yield s
+    s.dispose()
+
+
+def poison() -> object:
+    return rejection(Delivery(7, b"\xffnot json", "vitrage", "q.info", False, {}), "body is not UTF-8", NOW)
+
+
+def test_a_batch_commits_its_events_and_rejections_together(store, db):
+    result = store.write_batch("q.info", [event("a"), event("b")], [poison()], None, BatchHooks())
+    assert (result.stored, result.rejected, result.duplicates) == (2, 1, 0)
+    assert [r.message_id for r in db.rows("SELECT message_id FROM events ORDER BY id")] == ["a", "b"]
+    assert bytes(db.rows("SELECT body FROM rejected_messages")[0].body) == b"\xffnot json"
+
+
+def test_a_stored_key_is_a_duplicate_not_a_second_row(store, db):
+    store.write_batch("q.info", [event("a")], [poison()], None, BatchHooks())
+    again = store.write_batch("q.info", [event("a"), event("c")], [poison()], None, BatchHooks())
+    assert (again.stored, again.duplicates, again.rejected) == (1, 2, 0)
+    assert len(db.rows("SELECT id FROM events")) == 2 and len(db.rows("SELECT id FROM rejected_messages")) == 1
+
+
+def test_a_failure_just_before_commit_rolls_the_whole_batch_back(store, db):
+    def refuse() -> None:
+        raise BatchNotCommitted("broker gone")
+
+    with pytest.raises(BatchNotCommitted):
+        store.write_batch("q.info", [event("a"), event("b")], [poison()], None, BatchHooks(before_commit=refuse))
+    assert db.rows("SELECT id FROM events") == [] and db.rows("SELECT id FROM rejected_messages") == []
+
+
+def test_a_batch_without_the_lease_is_not_committed(store, db):
+    assert store.acquire_lease("q.info", "other:1:x:1", 60) is None
+    with pytest.raises(LeaseLost):
+        store.write_batch("q.info", [event("a")], [], Lease("q.info", "me:2:y:1", 60), BatchHooks())
+    assert db.rows("SELECT id FROM events") == []
+
+
+def test_the_holder_commits_and_renews_its_lease(store, db):
+    lease = Lease("q.info", "me:2:y:1", 60)
+    assert store.acquire_lease(lease.name, lease.holder, lease.ttl_s) is None
+    before = db.rows("SELECT expires_at FROM drainer_leases")[0].expires_at
+    store.renew_lease(lease)
+    assert store.write_batch("q.info", [event("a")], [], lease, BatchHooks()).stored == 1
+    after = db.rows("SELECT expires_at FROM drainer_leases")[0].expires_at
+    assert str(after) >= str(before)
+    assert store.acquire_lease("q.info", "someone:3:z:1", 60).holder == lease.holder
