@@ -214,6 +214,7 @@ def test_urls_from_secret_files_are_used_and_never_printed(rabbit, db, tmp_path)
     assert result.code == 0 and result.summary["stored"] == 1
     assert result.stdout == ""  # nothing on stdout for drain
     assert all(line.startswith("{") for line in result.stderr.splitlines())  # off a TTY: JSON records only
+    assert len({r["run_id"] for r in result.records}) == 1 and len(result.records) >= 2  # one run id on each
     assert "guest:guest" not in result.stderr
 
 

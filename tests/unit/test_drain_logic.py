@@ -310,3 +310,30 @@ def test_a_deadlock_hidden_behind_a_lost_savepoint_is_still_transient() -> None:
     except pymysql.err.OperationalError as exc:
         assert _is_transient(exc)
     assert not _is_transient(pymysql.err.OperationalError(1305, "SAVEPOINT does not exist"))
+
+
+def test_the_progress_bar_follows_fetched_against_the_known_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    pytest.importorskip("tqdm")
+    from drainer import tty
+    from drainer.drain import Progress
+
+    screen = io.StringIO()
+    monkeypatch.setattr("sys.stderr", screen)
+    on_batch, close = tty.batch_bar(True, multi_batch=True)
+    assert on_batch is not None
+    on_batch(Progress(fetched=1000, stored=990, rejected=10, queue_remaining=1500))
+    on_batch(Progress(fetched=2000, stored=1990, rejected=10, queue_remaining=500))
+    close()
+    assert "2000/2500" in screen.getvalue()
+
+
+def test_no_progress_bar_off_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from drainer import tty
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    on_batch, _close = tty.batch_bar(None, multi_batch=True)
+    assert on_batch is None
