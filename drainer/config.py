@@ -216,7 +216,7 @@ def secrets_of(settings: Settings) -> set[str]:
         # One host per URL here (a transport_url was split already), so a ',' may be in a password.
         userinfo = urlsplit(url).netloc.rpartition("@")[0]
         password = userinfo.partition(":")[2]
-        if len(password) >= 3:
+        if len(password) >= 6:  # shorter ones would mask ordinary words; mask_url still hides them in URLs
             found.update({password, unquote(password)})
     return found
 
