@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -49,15 +48,9 @@ _PROPERTY_NAMES = (
 _REPEATED_PROPERTIES = frozenset({"content_type", "content_encoding", "type", "user_id", "app_id", "cluster_id"})
 
 
-def _shared(value: Any) -> Any:
-    """One copy of a text every delivery repeats; pika decodes a new one per message (and leaves
-    bytes that are not UTF-8 as bytes). A batch of 10,000 holds ~1.6 MiB less (tests/perf/bench.py)."""
-    return sys.intern(value) if type(value) is str else value
-
-
-def _properties(props: Any) -> dict[str, Any]:
+def _properties(props: Any, shared: Callable[[Any], Any]) -> dict[str, Any]:
     return {
-        name: _shared(value) if name in _REPEATED_PROPERTIES else value
+        name: shared(value) if name in _REPEATED_PROPERTIES else value
         for name in _PROPERTY_NAMES
         if (value := getattr(props, name)) is not None
     }
@@ -169,6 +162,13 @@ class Broker:
         remaining: int | None = None
         held = 0
         get = self._channel.basic_get
+        # One copy of each text the batch repeats (pika decodes a new one per message); a dict that
+        # dies with the batch, not sys.intern, which never frees on Python 3.12.
+        cache: dict[Any, Any] = {}
+
+        def shared(value: Any) -> Any:
+            return cache.setdefault(value, value) if type(value) is str else value
+
         try:
             while len(deliveries) < limit and held < max_bytes and not stop_requested():
                 method, props, body = get(queue, auto_ack=False)
@@ -179,10 +179,10 @@ class Broker:
                     Delivery(
                         method.delivery_tag,
                         body,
-                        _shared(method.exchange),
-                        _shared(method.routing_key),
+                        shared(method.exchange),
+                        shared(method.routing_key),
                         method.redelivered,
-                        _properties(props),
+                        _properties(props, shared),
                     )
                 )
                 remaining = method.message_count
@@ -268,6 +268,9 @@ class Broker:
         import pika
         import pika.exceptions as pe
 
+        # A publisher confirm has no timeout of its own (a quorum queue without a majority never
+        # confirms while heartbeats keep the connection up): close the channel when it is overdue.
+        overdue = self._connection.call_later(self._settings.socket_timeout, self._abandon_oversize)
         try:
             if self._oversize_channel is None or not self._oversize_channel.is_open:
                 self._oversize_channel = self._oversize_target(queue)
@@ -291,8 +294,20 @@ class Broker:
             self._oversize_channel.basic_publish(
                 "", queue, delivery.body, pika.BasicProperties(**props), mandatory=True
             )
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 403:
+                raise BrokerAccessDenied(f"RabbitMQ refused the oversize queue {queue!r}: {exc.reply_text}") from exc
+            raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
         except pe.AMQPError as exc:
             raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
+        finally:
+            self._connection.remove_timeout(overdue)
+
+    def _abandon_oversize(self) -> None:
+        channel = self._oversize_channel
+        if channel is not None and channel.is_open:
+            log.warning("oversize publish not confirmed in time", extra={"event": "oversize_timeout"})
+            channel.close()
 
     def close(self) -> None:
         """Close the connection; the broker requeues anything still unacked."""

@@ -219,9 +219,12 @@ _COMMAND_ONLY = (
 
 def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
     from drainer import logs
-    from drainer.config import resolve, secrets_of
+    from drainer.config import resolve, secrets_of, url_passwords
 
     flags = {k: v for k, v in vars(args).items() if k not in _COMMAND_ONLY}
+    # Known before validation, so even a refused URL is never echoed with its password.
+    raw = [flags.get("amqp_url"), flags.get("db_url"), env.get("DRAINER_AMQP_URL"), env.get("DRAINER_DB_URL")]
+    logs.add_secrets({p for value in raw if value for p in url_passwords(value)})
     settings = resolve(flags, env)
     logs.add_secrets(secrets_of(settings))
     return settings
@@ -272,7 +275,9 @@ def _run_status(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -
     if errors:
         report["errors"] = [{"error": exit_code_for(e)[1], "detail": _masked(str(e))} for e in errors]
     report["exit_code"] = int(code)
-    print(json.dumps(report) if args.json else status.render_text(report))
+    from drainer import logs
+
+    print(logs.scrub(json.dumps(report) if args.json else status.render_text(report)))
     for exc in errors:
         log.error(_masked(str(exc)), extra={"event": "error", "error": exit_code_for(exc)[1]})
     return code

@@ -73,7 +73,11 @@ class Settings:
         if not self.amqp_urls:
             raise ConfigError("no AMQP URL: give --amqp-url or DRAINER_AMQP_URL")
         for url in self.amqp_urls:
-            if urlsplit(url).scheme not in ("amqp", "amqps"):
+            try:
+                scheme = urlsplit(url).scheme
+            except ValueError as exc:
+                raise ConfigError(f"AMQP URL {mask_url(url)} is not a valid URL: {exc}") from exc
+            if scheme not in ("amqp", "amqps"):
                 raise ConfigError(f"AMQP URL {mask_url(url)} must start with amqp:// or amqps://")
 
     def require_db_url(self) -> str:
@@ -85,13 +89,47 @@ class Settings:
         return self.db_url
 
 
-# Greedy up to the last "@" of the host part: a raw "@" inside a password stays hidden too.
-_USERINFO = re.compile(r"([/,][^:/@,\s]*):([^/\s,]*)@")
+# A URL in free text: scheme://, then up to the next whitespace or quote. Its credentials run to
+# the LAST "@" in it, so a raw "@", "/", "," or ";" inside a password is hidden too.
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s'\"<>]*)")
+
+
+def _mask_userinfo(rest: str) -> str:
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return rest
+    return f"{userinfo.partition(':')[0]}:***@{host}"
+
+
+def _mask_one(match: re.Match[str]) -> str:
+    rest = match["rest"]
+    if match["scheme"].lower() == "rabbit://":  # oslo lists hosts with ","; each has its credentials
+        return match["scheme"] + ",".join(_mask_userinfo(part) for part in rest.split(","))
+    return match["scheme"] + _mask_userinfo(rest)
 
 
 def mask_url(text: str) -> str:
     """Replace every password in a URL (or in text quoting URLs) with ***, safe to log."""
-    return _USERINFO.sub(r"\1:***@", text)
+    return _URL.sub(_mask_one, text)
+
+
+def passwords_in(text: str) -> set[str]:
+    """Passwords of the URLs in `text` (raw and percent-decoded), for scrubbing free text."""
+    return {p for match in _URL.finditer(text) for p in url_passwords(match[0])}
+
+
+def url_passwords(url: str) -> set[str]:
+    """Every reading of the password(s) in one URL string: the whole credentials up to the last "@",
+    and, for an oslo multi-host URL, each host's; raw and percent-decoded. Six characters or more:
+    shorter ones would mask ordinary words (mask_url still hides them inside URLs)."""
+    rest = url.partition("://")[2]
+    candidates = [rest.rpartition("@")[0]] + [part.rpartition("@")[0] for part in rest.split(",")]
+    found = set()
+    for userinfo in candidates:
+        password = userinfo.partition(":")[2]
+        if len(password) >= 6:
+            found.update({password, unquote(password)})
+    return found
 
 
 def transport_url_to_amqp(url: str) -> tuple[str, ...]:
@@ -211,14 +249,7 @@ def split_amqp_urls(value: str) -> tuple[str, ...]:
 
 def secrets_of(settings: Settings) -> set[str]:
     """The passwords in the configured URLs, so any text can be scrubbed of them before logging."""
-    found = set()
-    for url in (*settings.amqp_urls, settings.db_url or ""):
-        # One host per URL here (a transport_url was split already), so a ',' may be in a password.
-        userinfo = urlsplit(url).netloc.rpartition("@")[0]
-        password = userinfo.partition(":")[2]
-        if len(password) >= 6:  # shorter ones would mask ordinary words; mask_url still hides them in URLs
-            found.update({password, unquote(password)})
-    return found
+    return {p for url in (*settings.amqp_urls, settings.db_url or "") for p in url_passwords(url)}
 
 
 def config_paths(flags: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:

@@ -14,5 +14,5 @@ LOCK_WAIT_TIMEOUT = 10  # seconds; MySQL session innodb_lock_wait_timeout and lo
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger bodies go to the oversize queue, not to a row
 MAX_BATCH_BYTES = 64 * 1024 * 1024  # a batch stops growing here: memory is bounded by bytes too
 OVERSIZE_SUFFIX = ".oversize"
-LEASE_MARGIN = 10.0  # a lease renewal covers retry budget + one socket timeout + this
+LEASE_MARGIN = 10.0  # a lease renewal covers the retry budget + two socket timeouts + this
 LOG_FORMAT = "json"

@@ -239,10 +239,10 @@ def drain(
 
     db_url = settings.require_db_url()
     try:
-        with stop.interruptible():  # a signal while connecting: nothing is held yet, just stop
+        with stop.interruptible():  # a signal while connecting: nothing is held yet, stop at once
             store = Store.open(db_url, settings)
-    except StopNow:
-        return progress
+    except StopNow as exc:
+        raise Interrupted(f"stopped by {exc} while connecting; nothing was fetched") from None
     broker: Broker | None = None
     lease: Lease | None = None
     try:
@@ -265,8 +265,9 @@ def drain(
             )
             return progress
         return Drain(settings, broker, store, stop, progress, on_batch).run(lease)
-    except StopNow:
-        return progress  # stopped before anything was fetched
+    except StopNow as exc:
+        # Not a success: the run did none of its work (a monitoring probe must see that).
+        raise Interrupted(f"stopped by {exc} before fetching; nothing was fetched") from None
     finally:
         if lease is not None:
             store.release_lease(lease)
@@ -276,9 +277,10 @@ def drain(
 
 
 def lease_ttl(settings: Settings) -> float:
-    """How far each renewal extends the lease: past the worst case of one batch (its retries and
-    one last socket wait), so a live run never loses it while holding messages; a killed run's
-    lease lapses this long after its last batch began."""
+    """How far each renewal extends the lease: past the worst case of one batch (the fetch, the
+    retry budget, which starts no attempt it cannot end, and a last slow statement and commit), so
+    a live run never loses it while holding messages; it is renewed before every batch and every
+    retry. A killed run's lease lapses this long after its last renewal."""
     from drainer import defaults
 
-    return settings.retry_seconds + settings.socket_timeout + defaults.LEASE_MARGIN
+    return settings.retry_seconds + 2 * settings.socket_timeout + defaults.LEASE_MARGIN

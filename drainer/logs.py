@@ -32,21 +32,31 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
-class _Scrubbed(logging.Formatter):
-    """Masks URL passwords and every known secret in the finished line, whatever put it there."""
+class _Scrub(logging.Filter):
+    """Masks URL passwords and every known secret in a record's text fields before it is formatted
+    (never in the finished line: a secret like "1000" must not rewrite a number in the JSON)."""
 
-    def __init__(self, inner: logging.Formatter, secrets: set[str]) -> None:
+    def __init__(self, secrets: set[str]) -> None:
         super().__init__()
-        self.inner = inner
         self.secrets = secrets
 
-    def format(self, record: logging.LogRecord) -> str:
+    def scrub(self, text: str) -> str:
         from drainer.config import mask_url
 
-        line = mask_url(self.inner.format(record))
-        for secret in self.secrets:
-            line = line.replace(secret, "***")
-        return line
+        text = mask_url(text)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.scrub(record.getMessage()), None
+        for key, value in vars(record).items():
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.scrub(value))
+        if record.exc_info:
+            record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
 
 
 _SECRETS: set[str] = set()
@@ -55,6 +65,11 @@ _SECRETS: set[str] = set()
 def add_secrets(secrets: set[str]) -> None:
     """Scrub these strings (the configured passwords) from every record from now on."""
     _SECRETS.update(s for s in secrets if s)
+
+
+def scrub(text: str) -> str:
+    """The same scrubbing for text the CLI prints itself (the `status` report)."""
+    return _Scrub(_SECRETS).scrub(text)
 
 
 def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logging.INFO) -> None:
@@ -72,7 +87,8 @@ def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logg
         )
     else:
         formatter = _TextFormatter()
-    handler.setFormatter(_Scrubbed(formatter, _SECRETS))
+    handler.setFormatter(formatter)
+    handler.addFilter(_Scrub(_SECRETS))
     handler.addFilter(_RunId(run_id))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -9,7 +9,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential,
     wait_random,
 )
@@ -46,7 +46,9 @@ def bounded(
         return isinstance(exc, Exception) and transient(exc)
 
     return Retrying(
-        stop=stop_after_delay(budget_s),
+        # Never start an attempt (or a sleep) that would end past the budget: callers size leases
+        # and deadlines on it.
+        stop=stop_before_delay(budget_s),
         wait=wait_exponential(multiplier=0.2, max=5.0) + wait_random(0, 0.5),  # backoff with jitter
         retry=retry_if_exception(retryable),
         before_sleep=before_sleep,

@@ -262,14 +262,24 @@ def _engine(url: str, settings: Settings) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    if parsed.get_backend_name() not in ("mysql", "mariadb"):
-        raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use mysql+pymysql:// or sqlite:///")
+    if parsed.get_backend_name() not in ("mysql", "mariadb") or parsed.get_driver_name() not in ("pymysql", "mysqldb"):
+        raise ConfigError(f"unsupported database URL {mask_url(url)}: use mysql+pymysql:// or sqlite:///")
+    if parsed.get_driver_name() == "mysqldb":
+        # oslo.db's `mysql://` spelling: the drainer ships PyMySQL, not the MySQLdb C driver.
+        parsed = parsed.set(drivername=f"{parsed.get_backend_name()}+pymysql")
     wait = int(settings.lock_wait_timeout)
     init = (
         "SET time_zone = '+00:00', "
         "sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', "
         f"innodb_lock_wait_timeout = {wait}, lock_wait_timeout = {wait}"
     )
+    try:
+        return _mysql_engine(create_engine, parsed, settings, init)
+    except (ArgumentError, ImportError, TypeError) as exc:
+        raise ConfigError(f"database URL {mask_url(url)} cannot be used: {exc}") from exc
+
+
+def _mysql_engine(create_engine: Any, parsed: Any, settings: Settings, init: str) -> Engine:
     return create_engine(
         parsed,
         pool_size=1,
@@ -314,6 +324,8 @@ class Store:
         policy = retry.bounded("database connect", self._settings.retry_seconds, _is_transient, describe=describe)
         try:
             policy(ping)
+        except TypeError as exc:  # an unknown ?option in the URL reaches the driver's connect()
+            raise ConfigError(f"database URL {where} has an option the driver refuses: {exc}") from exc
         except DBAPIError as exc:
             number = error_number(exc)
             if number in ACCESS_DENIED:
@@ -380,11 +392,16 @@ class Store:
         """Store a batch in ONE transaction, retrying transient errors within the budget."""
         from sqlalchemy.exc import DBAPIError
 
+        def between_attempts() -> None:
+            hooks.keepalive()
+            if lease is not None:
+                self.renew_lease(lease)  # the messages are still held: keep the lease ahead of them
+
         policy = retry.bounded(
             "batch transaction",
             self._settings.retry_seconds,
             _is_transient,
-            between=hooks.keepalive,
+            between=between_attempts,
             describe=describe,
         )
         try:
@@ -460,9 +477,25 @@ class Store:
             raise LeaseLost(f"this run's lease on {lease.name!r} expired or was taken; batch not committed")
 
     def renew_lease(self, lease: Lease) -> None:
-        """Extend the lease before a batch is fetched, so it outlives the batch; LeaseLost if gone."""
-        with _translated("renewing the lease"), self._writer.begin() as conn:
-            self._fence(conn, lease)
+        """Extend the lease so it outlives the batch held now; LeaseLost if it is gone. Transient
+        errors (a deadlock with a Galera peer, a failover) are retried like a batch."""
+        from sqlalchemy.exc import DBAPIError
+
+        def renew_once() -> None:
+            conn = self._writer.connect()
+            try:
+                with conn.begin():
+                    self._fence(conn, lease)
+            except DBAPIError as exc:
+                if error_number(exc) in INVALIDATE_ERRORS:
+                    conn.invalidate()
+                raise
+            finally:
+                conn.close()
+
+        policy = retry.bounded("lease renewal", self._settings.retry_seconds, _is_transient, describe=describe)
+        with _translated("renewing the lease"):
+            policy(renew_once)
 
     def _new_only(self, conn: Connection, column: Any, items: Sequence[Any], attr: str) -> list[Any]:
         """Items whose key is not stored yet (duplicates in `items` were removed by the caller)."""

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
 
 -- One lease row per queue: the single-writer lock, portable to Galera (no GET_LOCK).
 CREATE TABLE IF NOT EXISTS drainer_leases (
-    name VARCHAR(255) NOT NULL,
+    name VARBINARY(255) NOT NULL,  -- the queue name, compared byte for byte (no case or pad folding)
     holder VARCHAR(255) NULL,
     acquired_at DATETIME(6) NULL,
     renewed_at DATETIME(6) NULL,

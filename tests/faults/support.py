@@ -8,6 +8,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tests.conftest import MYSQL_URL, wait_for
@@ -95,30 +96,37 @@ def close_broker_connections(name_contains: str) -> int:
     return closed
 
 
-@contextmanager
-def silent_listener() -> Iterator[int]:
+@dataclass
+class SilentPeer:
     """A TCP port that accepts connections and never answers (a hung peer)."""
+
+    port: int
+    accepted: list[socket.socket]
+
+
+@contextmanager
+def silent_listener() -> Iterator[SilentPeer]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(16)
-    held: list[socket.socket] = []
+    peer = SilentPeer(server.getsockname()[1], [])
     stop = threading.Event()
 
     def accept() -> None:
         server.settimeout(0.2)
         while not stop.is_set():
             try:
-                held.append(server.accept()[0])
+                peer.accepted.append(server.accept()[0])
             except OSError:
                 continue
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield server.getsockname()[1]
+        yield peer
     finally:
         stop.set()
         thread.join(2)
-        for s in held:
+        for s in peer.accepted:
             s.close()
         server.close()

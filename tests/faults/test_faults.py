@@ -165,7 +165,8 @@ def test_a_live_lease_holds_off_another_run_until_it_expires(rabbit, migrated):
 
 def test_database_that_never_answers_exits_69_in_bounded_time(rabbit):
     rabbit.publish([oslo_v2({"id": 1})])
-    with silent_listener() as port:
+    with silent_listener() as peer:
+        port = peer.port
         started = time.monotonic()
         result = run_cli(
             "drain",
@@ -209,7 +210,8 @@ def test_broker_unreachable_exits_69_without_printing_the_password(migrated):
 
 
 def test_broker_that_never_answers_exits_69_in_bounded_time(migrated):
-    with silent_listener() as port:
+    with silent_listener() as peer:
+        port = peer.port
         started = time.monotonic()
         result = run_cli(
             "drain",
@@ -480,3 +482,27 @@ def test_a_user_without_read_permission_exits_77(rabbit, migrated, reader_withou
     )
     assert result.code == 77 and result.summary["error"] == "broker_access_denied", result.stderr
     assert rabbit.depth() == 1
+
+
+def test_sigterm_while_connecting_exits_75_not_a_silent_success(rabbit):
+    with silent_listener() as peer:
+        port = peer.port
+        proc = start_cli(
+            "drain",
+            "--db-url",
+            f"mysql+pymysql://u:p@127.0.0.1:{port}/x",
+            "--amqp-url",
+            rabbit.url,
+            "--queue",
+            rabbit.queue,
+            "--socket-timeout",
+            "30",
+            "--retry-seconds",
+            "30",
+        )
+        wait_for(lambda: peer.accepted, 30, "the drainer to connect to the silent database")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        result = finish(proc, timeout=30)
+    assert time.monotonic() - started < 5
+    assert result.code == 75 and result.summary["error"] == "interrupted", result.stderr

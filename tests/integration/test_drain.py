@@ -204,6 +204,10 @@ def test_schema_behind_says_run_migrate(rabbit, sqlite_db):
         (["drain", "--db-url", "sqlite://", "--no-such-flag"], {}, "unrecognized"),
         (["drain", "--db-url", "sqlite://", "--amqp-url", "http://x"], {}, "amqp://"),
         (["drain", "--config-file", "/nonexistent/vitrage.conf"], {}, "cannot read config file"),
+        (["drain", "--db-url", "postgresql://u@h/d"], {}, "unsupported database URL"),
+        (["drain", "--db-url", "mysql+pymysql://root@127.0.0.1/test?foo=bar"], {}, "option the driver refuses"),
+        (["drain", "--db-url", "mysql+pymysql://u:se/cret-9@h:notaport/db"], {}, "not a valid SQLAlchemy URL"),
+        (["drain", "--db-url", "sqlite://", "--amqp-url", 'ampq://guest:p"w,cret-9@h/'], {}, "amqp://"),
     ],
 )
 def test_configuration_errors_exit_2_with_a_sentence(args, env, needle):
@@ -213,3 +217,4 @@ def test_configuration_errors_exit_2_with_a_sentence(args, env, needle):
     assert result.code == 2, result.stderr
     assert needle in json.dumps(result.records)
     assert "Traceback" not in result.stderr
+    assert "cret-9" not in result.stderr  # a refused URL is never echoed with its password

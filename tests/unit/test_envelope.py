@@ -297,7 +297,23 @@ def test_two_different_bad_bodies_sharing_a_message_id_are_both_kept() -> None:
     first = decoded_rejection(b"not json", message_id="amqp-1")
     second = decoded_rejection(b"other garbage", message_id="amqp-1")
 
-    assert first.dedupe_key == sha256_key(b"not json") != second.dedupe_key
+    assert first.dedupe_key != second.dedupe_key
+
+
+def test_the_same_bad_body_with_two_message_ids_is_kept_twice_and_a_redelivery_once() -> None:
+    one = decoded_rejection(b"not json", message_id="amqp-1")
+    again = decoded_rejection(b"not json", message_id="amqp-1")
+    other = decoded_rejection(b"not json", message_id="amqp-2")
+
+    assert one.dedupe_key == again.dedupe_key != other.dedupe_key
+
+
+def test_an_oversize_record_does_not_shadow_the_same_bytes_rejected_later() -> None:
+    delivery = Delivery(1, b"\xff" * 10, "", "q", False, {})
+    parked = envelope.rejection(delivery, "oversize", NOW, keep_body=False)
+    kept = envelope.rejection(delivery, "not UTF-8", NOW)
+
+    assert parked.dedupe_key != kept.dedupe_key and kept.body == b"\xff" * 10
 
 
 @pytest.mark.parametrize("body", [b'{"x": 1e400}', b'{"payload": {"x": -1e999}, "message_id": "m"}'])
