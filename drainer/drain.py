@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from drainer import envelope
+from drainer import defaults, envelope
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
@@ -120,6 +120,7 @@ class Drain:
         self.on_batch = on_batch
         self.queue = settings.queue_name
         self.max_bytes = effective_max_bytes(settings, store.max_packet())
+        self._lease_extended = time.monotonic()  # taken (for the full ttl) just before the run
 
     def run(self, lease: Lease | None) -> Progress:
         """Drain batches until a limit, an empty queue, the deadline or a stop; return the counts."""
@@ -128,8 +129,11 @@ class Drain:
         while limit is None or self.progress.batches < limit:
             if self.stop.requested or time.monotonic() >= deadline:
                 break
-            if lease is not None:
-                self.store.renew_lease(lease)  # the lease must outlive the batch about to be held
+            if lease is not None and time.monotonic() - self._lease_extended > defaults.LEASE_MARGIN:
+                # The lease must outlive the batch about to be held. Each commit's fence extends it
+                # by the full ttl, so back-to-back batches need no extra round trip.
+                self.store.renew_lease(lease)
+                self._lease_extended = time.monotonic()
             deliveries, remaining = self.broker.fetch_batch(
                 self.queue, self.settings.batch_size, self.settings.max_batch_bytes, self.stop
             )
@@ -163,6 +167,7 @@ class Drain:
         except BaseException:
             self._return(deliveries)
             raise
+        self._lease_extended = time.monotonic()  # the commit's fence extended it
         self._count(batch, result)
         self.broker.ack_through(deliveries[-1].tag)
         p.acked += len(deliveries)
@@ -279,8 +284,7 @@ def drain(
 def lease_ttl(settings: Settings) -> float:
     """How far each renewal extends the lease: past the worst case of one batch (the fetch, the
     retry budget, which starts no attempt it cannot end, and a last slow statement and commit), so
-    a live run never loses it while holding messages; it is renewed before every batch and every
-    retry. A killed run's lease lapses this long after its last renewal."""
-    from drainer import defaults
-
+    a live run never loses it while holding messages; every commit, every retry and any batch
+    that starts more than LEASE_MARGIN after the last of those renew it. A killed run's lease
+    lapses this long after its last renewal."""
     return settings.retry_seconds + 2 * settings.socket_timeout + defaults.LEASE_MARGIN
