@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import signal
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -54,6 +57,27 @@ def _properties(props: Any, shared: Callable[[Any], Any]) -> dict[str, Any]:
         for name in _PROPERTY_NAMES
         if (value := getattr(props, name)) is not None
     }
+
+
+class _Overdue(BaseException):  # noqa: N818
+    """A broker wait outlived its deadline (raised from SIGALRM, inside pika's wait loop)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Bound a pika wait that has no timeout of its own (a publisher confirm from a quorum queue
+    without a majority never comes, while heartbeats keep the connection up)."""
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise _Overdue()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _parameters(settings: Settings) -> list[pika.URLParameters]:
@@ -152,7 +176,7 @@ class Broker:
         return ok.method.message_count, ok.method.consumer_count
 
     def fetch_batch(
-        self, queue: str, limit: int, max_bytes: int, stop_requested: Callable[[], bool]
+        self, queue: str, limit: int, max_bytes: int, max_seconds: float, stop_requested: Callable[[], bool]
     ) -> tuple[list[Delivery], int | None]:
         """Up to `limit` unacked deliveries and about `max_bytes` of bodies (stops early on empty or
         stop), and the depth after."""
@@ -161,6 +185,7 @@ class Broker:
         deliveries: list[Delivery] = []
         remaining: int | None = None
         held = 0
+        until = time.monotonic() + max_seconds  # a slow broker shortens the batch, not the lease
         get = self._channel.basic_get
         # One copy of each text the batch repeats (pika decodes a new one per message); a dict that
         # dies with the batch, not sys.intern, which never frees on Python 3.12.
@@ -170,7 +195,7 @@ class Broker:
             return cache.setdefault(value, value) if type(value) is str else value
 
         try:
-            while len(deliveries) < limit and held < max_bytes and not stop_requested():
+            while len(deliveries) < limit and held < max_bytes and time.monotonic() < until and not stop_requested():
                 method, props, body = get(queue, auto_ack=False)
                 if method is None:
                     remaining = 0
@@ -265,12 +290,26 @@ class Broker:
         A batch that fails after this is fetched again and parks the message again: copies carry
         `x-drainer-sha256` so a reader can tell repeats apart.
         """
+        try:
+            with _deadline(self._settings.socket_timeout):
+                self._publish_parked(queue, delivery, reason, digest)
+        except _Overdue:
+            # The connection is mid-frame: drop it (bounded too); the broker requeues the batch.
+            try:
+                with _deadline(self._settings.connect_timeout):
+                    self.close()
+            except _Overdue:
+                log.warning(
+                    "broker close timed out; the process exit drops the socket", extra={"event": "close_timeout"}
+                )
+            raise BatchNotCommitted(
+                f"oversize copy to {queue!r} not confirmed within {self._settings.socket_timeout:g}s"
+            ) from None
+
+    def _publish_parked(self, queue: str, delivery: Delivery, reason: str, digest: str) -> None:
         import pika
         import pika.exceptions as pe
 
-        # A publisher confirm has no timeout of its own (a quorum queue without a majority never
-        # confirms while heartbeats keep the connection up): close the channel when it is overdue.
-        overdue = self._connection.call_later(self._settings.socket_timeout, self._abandon_oversize)
         try:
             if self._oversize_channel is None or not self._oversize_channel.is_open:
                 self._oversize_channel = self._oversize_target(queue)
@@ -300,14 +339,6 @@ class Broker:
             raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
         except pe.AMQPError as exc:
             raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
-        finally:
-            self._connection.remove_timeout(overdue)
-
-    def _abandon_oversize(self) -> None:
-        channel = self._oversize_channel
-        if channel is not None and channel.is_open:
-            log.warning("oversize publish not confirmed in time", extra={"event": "oversize_timeout"})
-            channel.close()
 
     def close(self) -> None:
         """Close the connection; the broker requeues anything still unacked."""

@@ -71,6 +71,10 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message}")
 
 
+# argparse expands "%" in help texts: the default's "%2F" must be written "%%2F".
+_DEFAULT_AMQP_SHOWN = defaults.AMQP_URL.replace("guest:guest", "guest:***").replace("%", "%%")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("connections (flag > env > --config-file > default)")
     g.add_argument(
@@ -82,7 +86,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--amqp-url",
-        help=f"env DRAINER_AMQP_URL; default {defaults.AMQP_URL.replace('guest:guest', 'guest:***')}; "
+        help=f"env DRAINER_AMQP_URL; default {_DEFAULT_AMQP_SHOWN}; "
         "several URLs separated by ';' or a rabbit:// transport_url fail over in order",
     )
     g.add_argument("--amqp-url-file", metavar="PATH", help="read the AMQP URL from a file; env DRAINER_AMQP_URL_FILE")
@@ -224,9 +228,9 @@ def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
     flags = {k: v for k, v in vars(args).items() if k not in _COMMAND_ONLY}
     # Known before validation, so even a refused URL is never echoed with its password.
     raw = [flags.get("amqp_url"), flags.get("db_url"), env.get("DRAINER_AMQP_URL"), env.get("DRAINER_DB_URL")]
-    logs.add_secrets({p for value in raw if value for p in url_passwords(value)})
+    logs.add_secrets({p for value in raw if value for p in url_passwords(value)}, tuple(v for v in raw if v))
     settings = resolve(flags, env)
-    logs.add_secrets(secrets_of(settings))
+    logs.add_secrets(secrets_of(settings), (*settings.amqp_urls, settings.db_url or ""))
     return settings
 
 
@@ -266,18 +270,17 @@ def _run_drain(args: argparse.Namespace, env: Mapping[str, str], run_id: str) ->
 def _run_status(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     import json
 
-    from drainer import status
+    from drainer import logs, status
 
     settings = _settings(args, env)
     settings.require_db_url()
     report, errors = status.collect(settings)
     code = exit_code_for(errors[0])[0] if errors else Exit.OK
     if errors:
-        report["errors"] = [{"error": exit_code_for(e)[1], "detail": _masked(str(e))} for e in errors]
+        report["errors"] = [{"error": exit_code_for(e)[1], "detail": logs.scrub(str(e))} for e in errors]
     report["exit_code"] = int(code)
-    from drainer import logs
-
-    print(logs.scrub(json.dumps(report) if args.json else status.render_text(report)))
+    # The report holds counts and names, no URLs; error details are scrubbed value by value.
+    print(json.dumps(report) if args.json else status.render_text(report))
     for exc in errors:
         log.error(_masked(str(exc)), extra={"event": "error", "error": exit_code_for(exc)[1]})
     return code

@@ -14,5 +14,6 @@ LOCK_WAIT_TIMEOUT = 10  # seconds; MySQL session innodb_lock_wait_timeout and lo
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger bodies go to the oversize queue, not to a row
 MAX_BATCH_BYTES = 64 * 1024 * 1024  # a batch stops growing here: memory is bounded by bytes too
 OVERSIZE_SUFFIX = ".oversize"
+FETCH_SECONDS = 10.0  # a batch stops growing after this long: it is held unacked under the lease
 LEASE_MARGIN = 10.0  # a lease renewal covers the retry budget + two socket timeouts + this
 LOG_FORMAT = "json"

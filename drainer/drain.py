@@ -127,6 +127,8 @@ class Drain:
         deadline = self.progress.started + self.settings.max_seconds
         limit = None if self.settings.until_empty else self.settings.max_batches
         while limit is None or self.progress.batches < limit:
+            if self.stop.requested and self.progress.batches == 0:
+                raise Interrupted(f"stopped by {self.stop.signal_name} before the first batch; nothing was fetched")
             if self.stop.requested or time.monotonic() >= deadline:
                 break
             if lease is not None and time.monotonic() - self._lease_extended > defaults.LEASE_MARGIN:
@@ -135,7 +137,7 @@ class Drain:
                 self.store.renew_lease(lease)
                 self._lease_extended = time.monotonic()
             deliveries, remaining = self.broker.fetch_batch(
-                self.queue, self.settings.batch_size, self.settings.max_batch_bytes, self.stop
+                self.queue, self.settings.batch_size, self.settings.max_batch_bytes, defaults.FETCH_SECONDS, self.stop
             )
             if remaining is not None:
                 self.progress.queue_remaining = remaining
@@ -160,6 +162,7 @@ class Drain:
                 interruptible=self.stop.interruptible,
                 refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
             )
+            writing = time.monotonic()  # the commit's fence extends the lease from about now
             result = self.store.write_batch(self.queue, batch.events, [*batch.rejections, *parked], lease, hooks)
         except StopNow as exc:
             self._return(deliveries)
@@ -167,7 +170,7 @@ class Drain:
         except BaseException:
             self._return(deliveries)
             raise
-        self._lease_extended = time.monotonic()  # the commit's fence extended it
+        self._lease_extended = writing
         self._count(batch, result)
         self.broker.ack_through(deliveries[-1].tag)
         p.acked += len(deliveries)
@@ -181,12 +184,18 @@ class Drain:
             raise BatchNotCommitted(f"batch not committed: {exc}") from exc
 
     def _park_oversize(self, oversize: list[Delivery]) -> list[Rejection]:
-        parked = []
+        parked: list[Rejection] = []
+        keys: set[str] = set()
         target = self.settings.oversize_queue_name
         for delivery in oversize:
             reason = f"oversize: {len(delivery.body)} bytes > {self.max_bytes}; moved byte-exact to queue {target!r}"
             record = envelope.rejection(delivery, reason, utcnow(), keep_body=False)
-            self.broker.park_oversize(target, delivery, reason, record.body_sha256)
+            if record.dedupe_key in keys:  # the same message twice in this batch: one copy is enough
+                self.progress.duplicates += 1
+                continue
+            keys.add(record.dedupe_key)
+            with self.stop.interruptible():
+                self.broker.park_oversize(target, delivery, reason, record.body_sha256)
             parked.append(record)
             log.warning(
                 "oversize message moved to its queue",

@@ -29,6 +29,8 @@ class _TextFormatter(logging.Formatter):
         line = f"{line}  {fields}" if fields else line
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:  # the scrubbing filter keeps the traceback here, as text
+            line += "\n" + record.exc_text
         return line
 
 
@@ -43,13 +45,19 @@ class _Scrub(logging.Filter):
     def scrub(self, text: str) -> str:
         from drainer.config import mask_url
 
+        for url, masked in _URLS.items():  # whole configured URLs first: any password, any length
+            text = text.replace(url, masked)
         text = mask_url(text)
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.scrub(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # a caller's bad %-arguments must not raise at its call site
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = self.scrub(message), None
         for key, value in vars(record).items():
             if key not in _STANDARD and isinstance(value, str):
                 setattr(record, key, self.scrub(value))
@@ -60,11 +68,15 @@ class _Scrub(logging.Filter):
 
 
 _SECRETS: set[str] = set()
+_URLS: dict[str, str] = {}
 
 
-def add_secrets(secrets: set[str]) -> None:
-    """Scrub these strings (the configured passwords) from every record from now on."""
+def add_secrets(secrets: set[str], urls: tuple[str, ...] = ()) -> None:
+    """Scrub these strings (the configured passwords) and URLs from every record from now on."""
+    from drainer.config import mask_url
+
     _SECRETS.update(s for s in secrets if s)
+    _URLS.update({url: mask_url(url) for url in urls if url and mask_url(url) != url})
 
 
 def scrub(text: str) -> str:
@@ -95,6 +107,7 @@ def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logg
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # library warnings become records too: JSON, scrubbed
     logging.getLogger("pika").setLevel(logging.WARNING)
     # pika reports every failed connect at ERROR before raising; the drainer's own record says it.
     logging.getLogger("pika.adapters.utils.connection_workflow").setLevel(logging.CRITICAL)

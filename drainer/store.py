@@ -275,7 +275,7 @@ def _engine(url: str, settings: Settings) -> Engine:
     )
     try:
         return _mysql_engine(create_engine, parsed, settings, init)
-    except (ArgumentError, ImportError, TypeError) as exc:
+    except (ArgumentError, ImportError, TypeError, ValueError) as exc:
         raise ConfigError(f"database URL {mask_url(url)} cannot be used: {exc}") from exc
 
 
@@ -395,7 +395,9 @@ class Store:
         def between_attempts() -> None:
             hooks.keepalive()
             if lease is not None:
-                self.renew_lease(lease)  # the messages are still held: keep the lease ahead of them
+                # The messages are still held: keep the lease ahead of them. One try only, inside
+                # this retry's budget (a failure fails this batch, and the batch is returned).
+                self.renew_lease(lease, retrying=False)
 
         policy = retry.bounded(
             "batch transaction",
@@ -423,6 +425,10 @@ class Store:
         try:
             with conn.begin():
                 with hooks.interruptible():
+                    if lease is not None:
+                        # First, too: the lease row stays locked for the whole attempt, so nobody can
+                        # take the lease while this batch is being written, however slow it is.
+                        self._fence(conn, lease)
                     fresh = self._new_only(conn, self._t["events"].c.message_id, events, "message_id")
                     refused = self._insert_events(conn, fresh)
                     set_aside = [self._refusal(hooks, event, reason) for event, reason in refused]
@@ -476,7 +482,7 @@ class Store:
         if result.rowcount != 1:
             raise LeaseLost(f"this run's lease on {lease.name!r} expired or was taken; batch not committed")
 
-    def renew_lease(self, lease: Lease) -> None:
+    def renew_lease(self, lease: Lease, retrying: bool = True) -> None:
         """Extend the lease so it outlives the batch held now; LeaseLost if it is gone. Transient
         errors (a deadlock with a Galera peer, a failover) are retried like a batch."""
         from sqlalchemy.exc import DBAPIError
@@ -493,8 +499,11 @@ class Store:
             finally:
                 conn.close()
 
-        policy = retry.bounded("lease renewal", self._settings.retry_seconds, _is_transient, describe=describe)
         with _translated("renewing the lease"):
+            if not retrying:
+                renew_once()
+                return
+            policy = retry.bounded("lease renewal", self._settings.retry_seconds, _is_transient, describe=describe)
             policy(renew_once)
 
     def _new_only(self, conn: Connection, column: Any, items: Sequence[Any], attr: str) -> list[Any]:

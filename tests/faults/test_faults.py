@@ -378,6 +378,8 @@ def test_ack_lost_after_commit_is_reported_and_the_redeliveries_stored_once(rabb
     """Cut the broker while the COMMIT itself is held (MariaDB BACKUP STAGE BLOCK_COMMIT)."""
     db = migrated
     ids = publish_numbered(rabbit, 15)
+    poison = b"not json at all"
+    rabbit.publish([poison])
     monitor = mysql_connect()
     state = monitor.cursor()
 
@@ -388,32 +390,37 @@ def test_ack_lost_after_commit_is_reported_and_the_redeliveries_stored_once(rabb
         )
         return bool(state.fetchall())
 
-    with table_locked(db.url):  # hold the batch until the lease row is locked too
-        proc = start_cli(*drain_args(rabbit, db))
-        wait_blocked(db.url)
-        row_lock = mysql_connect(db_name(db.url)).cursor()
-        row_lock.execute("BEGIN")
-        row_lock.execute("SELECT * FROM drainer_leases FOR UPDATE")
+    # An uncommitted row with the poison's key: the drainer's INSERT of it waits on that key's lock,
+    # after its events are written and before its COMMIT.
+    holder = mysql_connect(db_name(db.url)).cursor()
+    holder.execute("BEGIN")
+    holder.execute(
+        "INSERT INTO rejected_messages (dedupe_key, received_at, queue, reason, body_sha256) "
+        "VALUES (%s, NOW(6), 'q', 'test', %s)",
+        ("sha256:" + hashlib.sha256(poison).hexdigest(), hashlib.sha256(poison).hexdigest()),
+    )
+    proc = start_cli(*drain_args(rabbit, db))
     backup = mysql_connect().cursor()
     try:
-        wait_for(lambda: drainer_doing("UPDATE drainer_leases"), 30, "the drainer to reach the lease fence")
+        wait_for(lambda: drainer_doing("INSERT INTO rejected_messages"), 30, "the drainer to wait on the key")
         backup.execute("BACKUP STAGE START")
         backup.execute("BACKUP STAGE BLOCK_COMMIT")
-        row_lock.execute("ROLLBACK")
+        holder.execute("ROLLBACK")
         wait_for(lambda: drainer_doing("COMMIT"), 30, "the drainer to wait in COMMIT")
         assert close_broker_connections(rabbit.queue) == 1
     finally:
         backup.execute("BACKUP STAGE END")
-        row_lock.connection.close()
+        holder.connection.close()
         backup.connection.close()
         monitor.close()
     result = finish(proc)
     assert result.code == 75 and result.summary["error"] == "ack_failed_after_commit", result.stderr
-    assert result.summary["stored"] == 15 and result.summary["acked"] == 0
-    wait_for(lambda: rabbit.depth() == 15, 30, "the broker to requeue the committed batch")
+    assert result.summary["stored"] == 15 and result.summary["rejected"] == 1 and result.summary["acked"] == 0
+    wait_for(lambda: rabbit.depth() == 16, 30, "the broker to requeue the committed batch")
     rerun = run_cli(*drain_args(rabbit, db))
-    assert rerun.code == 0 and rerun.summary["duplicates"] == 15 and rerun.summary["stored"] == 0
+    assert rerun.code == 0 and rerun.summary["duplicates"] == 16 and rerun.summary["stored"] == 0
     assert stored_ids(db) == ids
+    assert [bytes(r.body) for r in db.rows("SELECT body FROM rejected_messages")] == [poison]
 
 
 def test_a_password_with_a_comma_is_never_printed(migrated):
@@ -506,3 +513,14 @@ def test_sigterm_while_connecting_exits_75_not_a_silent_success(rabbit):
         result = finish(proc, timeout=30)
     assert time.monotonic() - started < 5
     assert result.code == 75 and result.summary["error"] == "interrupted", result.stderr
+
+
+def test_the_same_oversize_message_twice_in_a_batch_is_parked_once(rabbit, migrated):
+    db = migrated
+    big = b'{"blob": "' + b"o" * 6000 + b'"}'
+    rabbit.publish([big, oslo_v2({"n": 1}, message_id="between"), big])
+    result = run_cli(*drain_args(rabbit, db, "--max-message-bytes", "4096"))
+    assert result.code == 0, result.stderr
+    assert result.summary["oversize"] == 1 and result.summary["duplicates"] == 1
+    assert stored_ids(db) == ["between"] and rabbit.depth() == 0
+    assert [body for _props, body in rabbit.get_all(rabbit.queue + ".oversize")] == [big]

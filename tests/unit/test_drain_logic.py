@@ -337,3 +337,11 @@ def test_no_progress_bar_off_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr", io.StringIO())
     on_batch, _close = tty.batch_bar(None, multi_batch=True)
     assert on_batch is None
+
+
+@pytest.mark.parametrize("command", [[], ["drain"], ["migrate"], ["status"], ["events"], ["prune"]])
+def test_every_help_page_renders(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from drainer.cli import main
+
+    assert main([*command, "--help"], {}) == 0
+    assert "usage: vitrage-drainer" in capsys.readouterr().out
