@@ -113,11 +113,6 @@ def mask_url(text: str) -> str:
     return _URL.sub(_mask_one, text)
 
 
-def passwords_in(text: str) -> set[str]:
-    """Passwords of the URLs in `text` (raw and percent-decoded), for scrubbing free text."""
-    return {p for match in _URL.finditer(text) for p in url_passwords(match[0])}
-
-
 def url_passwords(url: str) -> set[str]:
     """Every reading of the password(s) in one URL string: the whole credentials up to the last "@",
     and, for an oslo multi-host URL, each host's; raw and percent-decoded. Six characters or more:
