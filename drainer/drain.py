@@ -12,11 +12,15 @@ from datetime import datetime
 from drainer import defaults, envelope
 from drainer.broker import Broker
 from drainer.config import Settings
+from drainer.db import batch as batches
+from drainer.db import lease as leases
+from drainer.db.batch import BatchHooks, WriteResult
+from drainer.db.engine import Store
+from drainer.db.lease import Lease
 from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
 from drainer.holder import holder_id, holder_is_dead
 from drainer.model import Delivery, Event, Rejection, utcnow
 from drainer.signals import StopFlag, StopNow
-from drainer.store import BatchHooks, Lease, Store, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +138,7 @@ class Drain:
             if lease is not None and time.monotonic() - self._lease_extended > defaults.LEASE_MARGIN:
                 # The lease must outlive the batch about to be held. Each commit's fence extends it
                 # by the full ttl, so back-to-back batches need no extra round trip.
-                self.store.renew_lease(lease)
+                leases.renew(self.store, lease)
                 self._lease_extended = time.monotonic()
             deliveries, remaining = self.broker.fetch_batch(
                 self.queue, self.settings.batch_size, self.settings.max_batch_bytes, defaults.FETCH_SECONDS, self.stop
@@ -163,7 +167,9 @@ class Drain:
                 refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
             )
             writing = time.monotonic()  # the commit's fence extends the lease from about now
-            result = self.store.write_batch(self.queue, batch.events, [*batch.rejections, *parked], lease, hooks)
+            result = batches.write_batch(
+                self.store, self.queue, batch.events, [*batch.rejections, *parked], lease, hooks
+            )
         except StopNow as exc:
             self._return(deliveries)
             raise Interrupted(f"stopped by {exc} before the batch was committed") from None
@@ -264,7 +270,7 @@ def drain(
             schema.check(store)
             broker = Broker.connect(settings)
             lease = Lease(settings.queue_name, holder_id(run_id), lease_ttl(settings))
-            held = store.acquire_lease(lease.name, lease.holder, lease.ttl_s, holder_is_dead)
+            held = leases.acquire(store, lease.name, lease.holder, lease.ttl_s, holder_is_dead)
         if held is not None:
             lease = None
             progress.lease_holder = held.holder
@@ -284,7 +290,7 @@ def drain(
         raise Interrupted(f"stopped by {exc} before fetching; nothing was fetched") from None
     finally:
         if lease is not None:
-            store.release_lease(lease)
+            leases.release(store, lease)
         if broker is not None:
             broker.close()
         store.dispose()

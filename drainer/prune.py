@@ -6,8 +6,9 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 
+from drainer.db import maintenance
+from drainer.db.engine import Store
 from drainer.errors import ConfigError
-from drainer.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def prune(store: Store, before_id: int | None, older_than: str | None, chunk: in
         raise ConfigError("chunk size must be at least 1")
     cutoff = datetime.now(UTC).replace(tzinfo=None) - parse_age(older_than) if older_than else None
     total = 0
-    for deleted in store.prune(before_id, cutoff, chunk, dry_run):
+    for deleted in maintenance.prune(store, before_id, cutoff, chunk, dry_run):
         total += deleted
         if not dry_run:
             log.info("pruned a chunk", extra={"event": "prune_chunk", "deleted": deleted, "total": total})

@@ -1,4 +1,5 @@
-"""Apply sql/<dialect>/*.sql in name order, recording each file's name and checksum."""
+"""`migrate` and the start-up schema check: apply sql/<dialect>/*.sql in name order, recording each
+file's name and checksum; refuse to create over a table of another shape; upgrade 0.1's table names."""
 
 from __future__ import annotations
 
@@ -6,14 +7,32 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 
+from drainer.db import migrations as db
+from drainer.db import tables
+from drainer.db.engine import Store
 from drainer.errors import SchemaConflict, SchemaOutdated
-from drainer.store import Store
 
 log = logging.getLogger(__name__)
+
+_CREATE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?\s*\((.*)\)[^)]*$", re.I | re.S)
+_NOT_COLUMNS = {"PRIMARY", "UNIQUE", "KEY", "INDEX", "CONSTRAINT", "FOREIGN", "CHECK", "FULLTEXT"}
+
+
+def _split_top_level(body: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(body):
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    parts.append(body[start:])
+    return [p.strip() for p in parts if p.strip()]
 
 
 @dataclass(frozen=True)
@@ -24,8 +43,19 @@ class Migration:
 
     def statements(self) -> list[str]:
         # Statements end with ';' at a line end; the files keep semicolons out of comments.
-        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        body = "\n".join(line.split("--", 1)[0] if "--" in line else line for line in self.sql.splitlines())
         return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
+
+    @cached_property
+    def creates(self) -> dict[str, list[str]]:
+        """Table name -> its column names, for every CREATE TABLE in the file."""
+        found = {}
+        for statement in self.statements():
+            match = _CREATE.match(statement)
+            if match:
+                columns = [part.split()[0].strip("`") for part in _split_top_level(match[2])]
+                found[match[1]] = [c for c in columns if c.upper() not in _NOT_COLUMNS]
+        return found
 
 
 def _sql_root() -> Traversable:
@@ -37,15 +67,20 @@ def _sql_root() -> Traversable:
     return Path(__file__).resolve().parent.parent / "sql"
 
 
+def _read(entry: Traversable) -> Migration:
+    text = entry.read_text(encoding="utf-8")
+    return Migration(entry.name, hashlib.sha256(text.encode()).hexdigest(), text)
+
+
 def migrations(dialect: str) -> list[Migration]:
-    """The dialect's migration files, in name order."""
+    """The dialect's migration files (`NNN_name.sql`), in name order."""
     folder = _sql_root().joinpath(dialect)
-    found = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".sql") and re.match(r"^\d+_", entry.name):
-            text = entry.read_text(encoding="utf-8")
-            found.append(Migration(entry.name, hashlib.sha256(text.encode()).hexdigest(), text))
-    return found
+    entries = sorted(folder.iterdir(), key=lambda e: e.name)
+    return [_read(e) for e in entries if e.name.endswith(".sql") and re.match(r"^\d+_", e.name)]
+
+
+def _legacy_upgrade(dialect: str, old: str) -> Migration:
+    return _read(_sql_root().joinpath(dialect).joinpath("legacy").joinpath(f"{old}.sql"))
 
 
 def _check_applied(applied: dict[str, str], files: list[Migration]) -> list[Migration]:
@@ -56,20 +91,81 @@ def _check_applied(applied: dict[str, str], files: list[Migration]) -> list[Migr
     return [m for m in files if m.name not in applied]
 
 
+def _expected_columns(files: list[Migration]) -> dict[str, list[str]]:
+    expected: dict[str, list[str]] = {}
+    for migration in files:
+        for table, columns in migration.creates.items():
+            expected.setdefault(table, columns)
+    return expected
+
+
+def upgrade_legacy_names(store: Store, files: list[Migration]) -> list[str]:
+    """Rename 0.1's `events` and `rejected_messages` to their `drainer_*` names, keeping every row.
+
+    Only when 0.1's `schema_migrations` records nothing but 0.1's own file, the new migrations
+    table does not exist yet, and the old table has exactly the drainer's columns: Vitrage's own
+    `events` table (which 0.1's `CREATE TABLE IF NOT EXISTS events` silently left in place) is
+    never touched. Returns the names renamed.
+    """
+    if db.applied(store) is not None:
+        return []
+    legacy = db.applied(store, tables.LEGACY_MIGRATIONS)
+    if legacy is None or not set(legacy) <= tables.LEGACY_MIGRATION_FILES:
+        return []
+    if set(db.columns_of(store, tables.LEGACY_MIGRATIONS) or []) != {"name", "checksum", "applied_at"}:
+        return []
+    expected = _expected_columns(files)
+    renamed = []
+    for old, new in tables.LEGACY_NAMES.items():
+        found = db.columns_of(store, old)
+        if found is None or db.columns_of(store, new) is not None:
+            continue
+        if set(found) != set(expected.get(new, [])):
+            log.warning(
+                "leaving a table that is not the drainer's alone",
+                extra={"event": "legacy_table_kept", "table": old, "columns": found},
+            )
+            continue
+        db.run_statements(store, f"renaming {old} to {new}", _legacy_upgrade(store.dialect, old).statements())
+        log.info("renamed a table of vitrage-drainer 0.1", extra={"event": "legacy_renamed", "table": old, "to": new})
+        renamed.append(old)
+    db.drop_legacy_migrations_table(store)
+    return renamed
+
+
+def _refuse_foreign_tables(store: Store, migration: Migration) -> None:
+    for table, columns in migration.creates.items():
+        found = db.columns_of(store, table)
+        if found is not None and set(found) != set(columns):
+            raise SchemaConflict(
+                f"table {table} already exists with other columns ({', '.join(found)}) than "
+                f"{migration.name} creates ({', '.join(columns)}); it is not the drainer's: "
+                "rename or drop it, or point the drainer at another database"
+            )
+
+
 def migrate(store: Store) -> list[str]:
-    """Apply every pending file; return the names applied (empty when up to date)."""
+    """Apply every pending file; return the names applied (empty when up to date).
+
+    Raises SchemaConflict when an applied file changed or a table the drainer would create already
+    exists with another shape (nothing is created then).
+    """
     files = migrations(store.dialect)
-    pending = _check_applied(store.applied_migrations() or {}, files)
+    upgrade_legacy_names(store, files)
+    pending = _check_applied(db.applied(store) or {}, files)
     for migration in pending:
-        store.apply_migration(migration.name, migration.checksum, migration.statements())
+        _refuse_foreign_tables(store, migration)
+    for migration in pending:
+        db.apply(store, migration.name, migration.checksum, migration.statements())
         log.info("applied migration", extra={"event": "migration_applied", "migration": migration.name})
     return [m.name for m in pending]
 
 
 def check(store: Store) -> str:
-    """Raise SchemaOutdated unless every file is applied; return the current version."""
+    """Raise SchemaOutdated unless every file is applied and the columns a drain writes exist;
+    return the current version (the last file's name)."""
     files = migrations(store.dialect)
-    applied = store.applied_migrations()
+    applied = db.applied(store)
     if applied is None:
         raise SchemaOutdated("the database has no drainer schema: run `vitrage-drainer migrate`")
     pending = _check_applied(applied, files)
@@ -77,4 +173,5 @@ def check(store: Store) -> str:
         raise SchemaOutdated(
             f"schema is behind ({', '.join(m.name for m in pending)} not applied): run `vitrage-drainer migrate`"
         )
+    db.check_columns(store)
     return files[-1].name if files else ""

@@ -8,8 +8,10 @@ from typing import Any
 from drainer import schema
 from drainer.broker import Broker
 from drainer.config import Settings
+from drainer.db import lease as leases
+from drainer.db import reads
+from drainer.db.engine import Store
 from drainer.errors import DrainerError, SchemaOutdated
-from drainer.store import Store
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -24,13 +26,13 @@ def _database_part(settings: Settings, report: dict[str, Any], errors: list[Drai
         except SchemaOutdated as exc:
             errors.append(exc)
             return
-        facts = store.overview()
+        facts = reads.overview(store)
         now = datetime.now(UTC).replace(tzinfo=None)
         newest = facts.pop("newest")
         report.update(facts)
         report["newest_collector_timestamp"] = _iso(newest)
         report["lag_seconds"] = round((now - newest).total_seconds(), 3) if newest else None
-        lease = store.lease_of(settings.queue_name)
+        lease = leases.holder_of(store, settings.queue_name)
         if lease and lease.holder and lease.expires_at and lease.expires_at > store.clock():
             report["lease_holder"] = lease.holder
             report["lease_expires_at"] = _iso(lease.expires_at)

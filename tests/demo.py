@@ -57,10 +57,10 @@ def show(db_url: str) -> None:
         rows = conn.execute(
             text(
                 "SELECT id, collector_timestamp, event_type, entity_id, action, length(payload) AS bytes "
-                "FROM events ORDER BY id DESC LIMIT 25"
+                "FROM drainer_events ORDER BY id DESC LIMIT 25"
             )
         ).all()
-        total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+        total = conn.execute(text("SELECT COUNT(*) FROM drainer_events")).scalar_one()
     engine.dispose()
     print(f"\n{'id':>5}  {'collector_timestamp':<26}  {'event_type':<24}  {'action':<9}  {'bytes':>5}  entity_id")
     for r in reversed(rows):

@@ -46,13 +46,13 @@ GRANT ALL PRIVILEGES ON `vitrage`.* TO 'vitrage_drainer_owner'@'%';
 
 -- Drain: SELECT and INSERT only (plus its lease row); no UPDATE, DELETE, DROP or ALTER on the
 -- data, so a leaked drain password cannot rewrite or remove stored events.
-GRANT SELECT, INSERT ON `vitrage`.`events` TO 'vitrage_drainer'@'%';
-GRANT SELECT, INSERT ON `vitrage`.`rejected_messages` TO 'vitrage_drainer'@'%';
-GRANT SELECT ON `vitrage`.`schema_migrations` TO 'vitrage_drainer'@'%';
+GRANT SELECT, INSERT ON `vitrage`.`drainer_events` TO 'vitrage_drainer'@'%';
+GRANT SELECT, INSERT ON `vitrage`.`drainer_rejected_messages` TO 'vitrage_drainer'@'%';
+GRANT SELECT ON `vitrage`.`drainer_schema_migrations` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_leases` TO 'vitrage_drainer'@'%';
 
 -- Read only.
-GRANT SELECT ON `vitrage`.`events` TO 'vitrage_drainer_ro'@'%';
-GRANT SELECT ON `vitrage`.`rejected_messages` TO 'vitrage_drainer_ro'@'%';
-GRANT SELECT ON `vitrage`.`schema_migrations` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`drainer_events` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`drainer_rejected_messages` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`drainer_schema_migrations` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_leases` TO 'vitrage_drainer_ro'@'%';

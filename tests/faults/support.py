@@ -33,7 +33,7 @@ def db_name(url: str) -> str:
 
 
 @contextmanager
-def table_locked(db_url: str, table: str = "events") -> Iterator[None]:
+def table_locked(db_url: str, table: str = "drainer_events") -> Iterator[None]:
     """Hold LOCK TABLES <table> WRITE from another session for the length of the block."""
     conn = mysql_connect(db_name(db_url))
     try:

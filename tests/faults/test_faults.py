@@ -35,7 +35,7 @@ def publish_numbered(rabbit, n, size_pad=0):
 
 
 def stored_ids(db):
-    return [r.message_id for r in db.rows("SELECT message_id FROM events ORDER BY id")]
+    return [r.message_id for r in db.rows("SELECT message_id FROM drainer_events ORDER BY id")]
 
 
 def finish(proc, timeout=60):
@@ -286,7 +286,7 @@ def test_oversize_message_is_kept_byte_exact_in_its_queue_and_neighbours_are_sto
     assert result.code == 0, result.stderr
     assert stored_ids(db) == ["before", "after"]
     assert result.summary["oversize"] == 1 and rabbit.depth() == 0
-    (row,) = db.rows("SELECT reason, body, body_size, body_sha256 FROM rejected_messages")
+    (row,) = db.rows("SELECT reason, body, body_size, body_sha256 FROM drainer_rejected_messages")
     assert row.body is None and row.body_size == len(big)
     assert row.body_sha256 == hashlib.sha256(big).hexdigest() and "oversize" in row.reason
     parked = rabbit.get_all(rabbit.queue + ".oversize")
@@ -308,7 +308,8 @@ def test_commit_then_crash_redeliveries_are_absorbed(rabbit, migrated):
     # The rows a crashed run committed before it could ack: the same keys are already stored.
     for m in ids[:20]:
         db.execute(
-            "INSERT INTO events (message_id, collector_timestamp, payload, stored_at) VALUES (:m, :t, '{}', :t)",
+            "INSERT INTO drainer_events (message_id, collector_timestamp, payload, stored_at)"
+            " VALUES (:m, :t, '{}', :t)",
             m=m,
             t=datetime.utcnow(),
         )
@@ -320,13 +321,13 @@ def test_commit_then_crash_redeliveries_are_absorbed(rabbit, migrated):
 
 def test_a_row_the_database_refuses_is_set_aside_and_the_rest_committed(rabbit, migrated):
     db = migrated
-    db.execute("ALTER TABLE events ADD CONSTRAINT no_poison CHECK (payload NOT LIKE '%refuse-me%')")
+    db.execute("ALTER TABLE drainer_events ADD CONSTRAINT no_poison CHECK (payload NOT LIKE '%refuse-me%')")
     bodies = [oslo_v2({"n": i, "tag": "refuse-me" if i in (3, 7) else "ok"}, message_id=f"r-{i}") for i in range(10)]
     rabbit.publish(bodies)
     result = run_cli(*drain_args(rabbit, db))
     assert result.code == 0, result.stderr
     assert stored_ids(db) == [f"r-{i}" for i in range(10) if i not in (3, 7)]
-    kept = db.rows("SELECT reason, body FROM rejected_messages ORDER BY id")
+    kept = db.rows("SELECT reason, body FROM drainer_rejected_messages ORDER BY id")
     assert [bytes(r.body) for r in kept] == [bodies[3], bodies[7]]
     assert all("4025" in r.reason for r in kept)
     assert rabbit.depth() == 0
@@ -395,14 +396,14 @@ def test_ack_lost_after_commit_is_reported_and_the_redeliveries_stored_once(rabb
     holder = mysql_connect(db_name(db.url)).cursor()
     holder.execute("BEGIN")
     holder.execute(
-        "INSERT INTO rejected_messages (dedupe_key, received_at, queue, reason, body_sha256) "
+        "INSERT INTO drainer_rejected_messages (dedupe_key, received_at, queue, reason, body_sha256) "
         "VALUES (%s, NOW(6), 'q', 'test', %s)",
         ("sha256:" + hashlib.sha256(poison).hexdigest(), hashlib.sha256(poison).hexdigest()),
     )
     proc = start_cli(*drain_args(rabbit, db))
     backup = mysql_connect().cursor()
     try:
-        wait_for(lambda: drainer_doing("INSERT INTO rejected_messages"), 30, "the drainer to wait on the key")
+        wait_for(lambda: drainer_doing("INSERT INTO drainer_rejected_messages"), 30, "the drainer to wait on the key")
         backup.execute("BACKUP STAGE START")
         backup.execute("BACKUP STAGE BLOCK_COMMIT")
         holder.execute("ROLLBACK")
@@ -420,7 +421,7 @@ def test_ack_lost_after_commit_is_reported_and_the_redeliveries_stored_once(rabb
     rerun = run_cli(*drain_args(rabbit, db))
     assert rerun.code == 0 and rerun.summary["duplicates"] == 16 and rerun.summary["stored"] == 0
     assert stored_ids(db) == ids
-    assert [bytes(r.body) for r in db.rows("SELECT body FROM rejected_messages")] == [poison]
+    assert [bytes(r.body) for r in db.rows("SELECT body FROM drainer_rejected_messages")] == [poison]
 
 
 def test_a_password_with_a_comma_is_never_printed(migrated):

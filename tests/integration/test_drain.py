@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def events(db):
-    return db.rows("SELECT id, message_id, collector_timestamp, event_type, payload FROM events ORDER BY id")
+    return db.rows("SELECT id, message_id, collector_timestamp, event_type, payload FROM drainer_events ORDER BY id")
 
 
 def as_dt(value):
@@ -95,7 +95,7 @@ def test_poison_messages_are_kept_byte_exact_and_neighbours_stored(rabbit, db, d
     result = drainer("drain", "--batch-size", "100")
     assert result.code == 0, result.stderr
     assert len(events(db)) == len(POISON) + 1
-    kept = db.rows("SELECT body, reason, queue FROM rejected_messages ORDER BY id")
+    kept = db.rows("SELECT body, reason, queue FROM drainer_rejected_messages ORDER BY id")
     assert [bytes(r.body) for r in kept] == list(POISON.values())
     assert all(r.reason and r.queue == rabbit.queue for r in kept)
     assert rabbit.depth() == 0

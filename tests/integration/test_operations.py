@@ -36,7 +36,7 @@ def test_status_reports_queue_table_lag_and_schema(rabbit, db, drainer):
     assert report["events"] == 3 and report["last_event_id"] == 3 and report["rejected"] == 0
     assert report["newest_collector_timestamp"] == "2026-01-01T00:00:00.000000Z"
     assert report["lag_seconds"] == pytest.approx((datetime.utcnow() - datetime(2026, 1, 1)).total_seconds(), abs=60)
-    assert report["schema_version"] == "001_events.sql" and report["exit_code"] == 0
+    assert report["schema_version"] == "001_drainer_tables.sql" and report["exit_code"] == 0
     assert report["lease_holder"] is None
 
 
@@ -99,11 +99,11 @@ def test_prune_before_id_deletes_exactly_the_older_rows_in_chunks(rabbit, db, dr
     ids = publish_drain(rabbit, drainer, 50)
     dry = drainer("prune", "--before-id", "31", "--dry-run")
     assert dry.code == 0 and dry.summary["would_delete"] == 30
-    assert len(db.rows("SELECT id FROM events")) == 50
+    assert len(db.rows("SELECT id FROM drainer_events")) == 50
     result = drainer("prune", "--before-id", "31", "--chunk-size", "7")
     assert result.code == 0 and result.summary["deleted"] == 30
     assert len([r for r in result.records if r.get("event") == "prune_chunk"]) == 5  # 7+7+7+7+2
-    assert [r.message_id for r in db.rows("SELECT message_id FROM events ORDER BY id")] == ids[30:]
+    assert [r.message_id for r in db.rows("SELECT message_id FROM drainer_events ORDER BY id")] == ids[30:]
 
 
 def test_prune_older_than_uses_the_collector_timestamp(rabbit, db, drainer):
@@ -114,7 +114,7 @@ def test_prune_older_than_uses_the_collector_timestamp(rabbit, db, drainer):
     )
     assert drainer("drain").code == 0
     assert drainer("prune", "--older-than", "30d").summary["deleted"] == 2
-    assert [r.message_id for r in db.rows("SELECT message_id FROM events")] == ["b"]
+    assert [r.message_id for r in db.rows("SELECT message_id FROM drainer_events")] == ["b"]
 
 
 def test_metrics_file_is_prometheus_text_and_keeps_last_success_after_a_failure(rabbit, db, drainer, tmp_path):
@@ -256,7 +256,11 @@ def test_the_drain_user_can_drain_but_cannot_delete_or_drop(rabbit, grants_db):
 
     engine = create_engine(urls["drain"])
     try:
-        for statement in ("DELETE FROM events", "DROP TABLE events", "UPDATE events SET payload = '{}'"):
+        for statement in (
+            "DELETE FROM drainer_events",
+            "DROP TABLE drainer_events",
+            "UPDATE drainer_events SET payload = '{}'",
+        ):
             with pytest.raises((OperationalError, ProgrammingError), match="1142"):
                 with engine.begin() as conn:
                     conn.execute(text(statement))

@@ -59,7 +59,7 @@ def test_oslo_notifier_events_are_stored_in_publish_order_with_exact_timestamps(
     )
     assert result.code == 0, result.stderr
     assert result.summary["queue"] == f"{notifier_topic}.info"
-    rows = db.rows("SELECT id, collector_timestamp, event_type, publisher_id, payload FROM events ORDER BY id")
+    rows = db.rows("SELECT id, collector_timestamp, event_type, publisher_id, payload FROM drainer_events ORDER BY id")
     assert [json.loads(r.payload) for r in rows] == payloads  # equal payloads, id order = publish order
     for row, payload in zip(rows, payloads, strict=True):
         ts = row.collector_timestamp

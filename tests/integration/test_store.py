@@ -8,10 +8,13 @@ import pytest
 
 from drainer import schema
 from drainer.config import Settings
+from drainer.db import lease as leases
+from drainer.db.batch import BatchHooks, write_batch
+from drainer.db.engine import Store
+from drainer.db.lease import Lease
 from drainer.envelope import rejection
 from drainer.errors import BatchNotCommitted, LeaseLost
 from drainer.model import Delivery, Event
-from drainer.store import BatchHooks, Lease, Store
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +40,20 @@ def poison() -> object:
 
 
 def test_a_batch_commits_its_events_and_rejections_together(store, db):
-    result = store.write_batch("q.info", [event("a"), event("b")], [poison()], None, BatchHooks())
+    result = write_batch(store, "q.info", [event("a"), event("b")], [poison()], None, BatchHooks())
     assert (result.stored, result.rejected, result.duplicates) == (2, 1, 0)
-    assert [r.message_id for r in db.rows("SELECT message_id FROM events ORDER BY id")] == ["a", "b"]
-    assert bytes(db.rows("SELECT body FROM rejected_messages")[0].body) == b"\xffnot json"
+    assert [r.message_id for r in db.rows("SELECT message_id FROM drainer_events ORDER BY id")] == ["a", "b"]
+    assert bytes(db.rows("SELECT body FROM drainer_rejected_messages")[0].body) == b"\xffnot json"
 
 
 def test_a_stored_key_is_a_duplicate_not_a_second_row(store, db):
-    store.write_batch("q.info", [event("a")], [poison()], None, BatchHooks())
-    again = store.write_batch("q.info", [event("a"), event("c")], [poison()], None, BatchHooks())
+    write_batch(store, "q.info", [event("a")], [poison()], None, BatchHooks())
+    again = write_batch(store, "q.info", [event("a"), event("c")], [poison()], None, BatchHooks())
     assert (again.stored, again.duplicates, again.rejected) == (1, 2, 0)
-    assert len(db.rows("SELECT id FROM events")) == 2 and len(db.rows("SELECT id FROM rejected_messages")) == 1
+    assert (
+        len(db.rows("SELECT id FROM drainer_events")) == 2
+        and len(db.rows("SELECT id FROM drainer_rejected_messages")) == 1
+    )
 
 
 def test_a_failure_just_before_commit_rolls_the_whole_batch_back(store, db):
@@ -55,23 +61,23 @@ def test_a_failure_just_before_commit_rolls_the_whole_batch_back(store, db):
         raise BatchNotCommitted("broker gone")
 
     with pytest.raises(BatchNotCommitted):
-        store.write_batch("q.info", [event("a"), event("b")], [poison()], None, BatchHooks(before_commit=refuse))
-    assert db.rows("SELECT id FROM events") == [] and db.rows("SELECT id FROM rejected_messages") == []
+        write_batch(store, "q.info", [event("a"), event("b")], [poison()], None, BatchHooks(before_commit=refuse))
+    assert db.rows("SELECT id FROM drainer_events") == [] and db.rows("SELECT id FROM drainer_rejected_messages") == []
 
 
 def test_a_batch_without_the_lease_is_not_committed(store, db):
-    assert store.acquire_lease("q.info", "other:1:x:1", 60) is None
+    assert leases.acquire(store, "q.info", "other:1:x:1", 60) is None
     with pytest.raises(LeaseLost):
-        store.write_batch("q.info", [event("a")], [], Lease("q.info", "me:2:y:1", 60), BatchHooks())
-    assert db.rows("SELECT id FROM events") == []
+        write_batch(store, "q.info", [event("a")], [], Lease("q.info", "me:2:y:1", 60), BatchHooks())
+    assert db.rows("SELECT id FROM drainer_events") == []
 
 
 def test_the_holder_commits_and_renews_its_lease(store, db):
     lease = Lease("q.info", "me:2:y:1", 60)
-    assert store.acquire_lease(lease.name, lease.holder, lease.ttl_s) is None
+    assert leases.acquire(store, lease.name, lease.holder, lease.ttl_s) is None
     before = db.rows("SELECT expires_at FROM drainer_leases")[0].expires_at
-    store.renew_lease(lease)
-    assert store.write_batch("q.info", [event("a")], [], lease, BatchHooks()).stored == 1
+    leases.renew(store, lease)
+    assert write_batch(store, "q.info", [event("a")], [], lease, BatchHooks()).stored == 1
     after = db.rows("SELECT expires_at FROM drainer_leases")[0].expires_at
     assert str(after) >= str(before)
-    assert store.acquire_lease("q.info", "someone:3:z:1", 60).holder == lease.holder
+    assert leases.acquire(store, "q.info", "someone:3:z:1", 60).holder == lease.holder

@@ -440,7 +440,7 @@ def figure_throughput(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]
         raw_s.append(raw_basic_get(s, n))
 
     def drainer() -> None:
-        s.empty_tables("events", "rejected_messages")
+        s.empty_tables("drainer_events", "drainer_rejected_messages")
         s.publish(envelopes(payloads, n))
         drainer_runs.append(run_drainer(s, THROUGHPUT_BATCH, expect=n))
 
@@ -518,7 +518,7 @@ def figure_memory(s: Services, plan: Plan) -> dict[str, Any]:
 
     def one_batch() -> None:
         nonlocal batch_bytes
-        s.empty_tables("events", "rejected_messages")
+        s.empty_tables("drainer_events", "drainer_rejected_messages")
         bodies = envelopes([payload], n)
         batch_bytes = sum(len(b) for b in bodies)
         s.publish(bodies)
@@ -548,7 +548,7 @@ def figure_scaling(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]], 
 
     def step(size: int, count: int) -> Callable[[], None]:
         def run() -> None:
-            s.empty_tables("events", "rejected_messages")
+            s.empty_tables("drainer_events", "drainer_rejected_messages")
             s.publish(envelopes(payloads, count))
             runs[size].append(run_drainer(s, size, expect=count))
 

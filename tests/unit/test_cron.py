@@ -382,16 +382,16 @@ def test_grants_sql_is_ignored_by_migrate_and_sed_ready() -> None:
 def test_grants_least_privilege() -> None:
     sql = grants_sql()
     assert privileges(sql, "vitrage_drainer") == {
-        "vitrage.events": {"SELECT", "INSERT"},
-        "vitrage.rejected_messages": {"SELECT", "INSERT"},
-        "vitrage.schema_migrations": {"SELECT"},
+        "vitrage.drainer_events": {"SELECT", "INSERT"},
+        "vitrage.drainer_rejected_messages": {"SELECT", "INSERT"},
+        "vitrage.drainer_schema_migrations": {"SELECT"},
         "vitrage.drainer_leases": {"SELECT", "INSERT", "UPDATE"},
     }
     reader = privileges(sql, "vitrage_drainer_ro")
     assert set(reader) == {
-        "vitrage.events",
-        "vitrage.rejected_messages",
-        "vitrage.schema_migrations",
+        "vitrage.drainer_events",
+        "vitrage.drainer_rejected_messages",
+        "vitrage.drainer_schema_migrations",
         "vitrage.drainer_leases",
     }
     assert all(p == {"SELECT"} for p in reader.values())

@@ -224,32 +224,32 @@ def _migration(path: Path) -> Migration:
 
 
 def test_mysql_migration_splits_into_its_create_statements() -> None:
-    statements = _migration(SQL / "mysql" / "001_events.sql").statements()
+    statements = _migration(SQL / "mysql" / "001_drainer_tables.sql").statements()
 
     assert _created(statements) == [
-        ("TABLE", "events"),
-        ("TABLE", "rejected_messages"),
+        ("TABLE", "drainer_events"),
+        ("TABLE", "drainer_rejected_messages"),
         ("TABLE", "drainer_leases"),
     ]
 
 
 def test_sqlite_migration_splits_into_its_create_statements() -> None:
-    statements = _migration(SQL / "sqlite" / "001_events.sql").statements()
+    statements = _migration(SQL / "sqlite" / "001_drainer_tables.sql").statements()
 
     assert _created(statements) == [
-        ("TABLE", "events"),
-        ("INDEX", "ix_events_collector_timestamp"),
-        ("INDEX", "ix_events_entity"),
-        ("INDEX", "ix_events_event_type"),
-        ("TABLE", "rejected_messages"),
-        ("INDEX", "ix_rejected_received_at"),
+        ("TABLE", "drainer_events"),
+        ("INDEX", "ix_drainer_events_collector_timestamp"),
+        ("INDEX", "ix_drainer_events_entity"),
+        ("INDEX", "ix_drainer_events_event_type"),
+        ("TABLE", "drainer_rejected_messages"),
+        ("INDEX", "ix_drainer_rejected_received_at"),
         ("TABLE", "drainer_leases"),
     ]
 
 
 @pytest.mark.parametrize("dialect", ["mysql", "sqlite"])
 def test_split_statements_carry_no_comments_and_no_terminator(dialect: str) -> None:
-    for statement in _migration(SQL / dialect / "001_events.sql").statements():
+    for statement in _migration(SQL / dialect / "001_drainer_tables.sql").statements():
         assert not statement.endswith(";")
         assert "\n--" not in statement and not statement.startswith("--")
 
@@ -271,10 +271,10 @@ def test_migrations_are_the_sql_files_in_name_order_with_their_checksums(dialect
 
 
 def test_changed_migration_is_refused() -> None:
-    files = [Migration("001_events.sql", "new-checksum", "CREATE TABLE x (y INT);")]
+    files = [Migration("001_drainer_tables.sql", "new-checksum", "CREATE TABLE x (y INT);")]
 
-    with pytest.raises(SchemaConflict, match="001_events.sql changed after it was applied"):
-        schema._check_applied({"001_events.sql": "old-checksum"}, files)
+    with pytest.raises(SchemaConflict, match="001_drainer_tables.sql changed after it was applied"):
+        schema._check_applied({"001_drainer_tables.sql": "old-checksum"}, files)
 
 
 def test_applied_migrations_are_not_pending() -> None:
@@ -300,7 +300,7 @@ def test_migration_unknown_to_this_drainer_is_ignored() -> None:
 def test_a_deadlock_hidden_behind_a_lost_savepoint_is_still_transient() -> None:
     import pymysql
 
-    from drainer.store import _is_transient
+    from drainer.db.engine import is_transient
 
     try:
         try:
@@ -308,8 +308,8 @@ def test_a_deadlock_hidden_behind_a_lost_savepoint_is_still_transient() -> None:
         except pymysql.err.OperationalError:
             raise pymysql.err.OperationalError(1305, "SAVEPOINT sa_savepoint_1 does not exist")  # noqa: B904
     except pymysql.err.OperationalError as exc:
-        assert _is_transient(exc)
-    assert not _is_transient(pymysql.err.OperationalError(1305, "SAVEPOINT does not exist"))
+        assert is_transient(exc)
+    assert not is_transient(pymysql.err.OperationalError(1305, "SAVEPOINT does not exist"))
 
 
 def test_the_progress_bar_follows_fetched_against_the_known_depth(monkeypatch: pytest.MonkeyPatch) -> None:

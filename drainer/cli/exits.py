@@ -1,0 +1,56 @@
+"""Exit codes (sysexits(3)) and the one mapping from the drainer's errors to them."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from drainer.errors import (
+    AckFailed,
+    BatchNotCommitted,
+    BrokerAccessDenied,
+    BrokerError,
+    ConfigError,
+    DatabaseAccessDenied,
+    DatabaseError,
+    Interrupted,
+    QueueNotFound,
+    SchemaConflict,
+    SchemaOutdated,
+)
+
+
+class Exit(IntEnum):
+    """sysexits(3) values; README "Exit codes" explains each."""
+
+    OK = 0  # done: batches stored and acked, queue empty, or another drainer holds the lease
+    SOFTWARE = 1  # a bug: unexpected exception (traceback in the JSON record)
+    USAGE = 2  # bad flags, environment or config file
+    NOINPUT = 66  # the queue does not exist on the vhost
+    UNAVAILABLE = 69  # broker or database unreachable within the retry budget
+    TEMPFAIL = 75  # batch not committed (messages returned) or committed but not acked
+    NOPERM = 77  # broker or database refused the credentials or the vhost
+    CONFIG = 78  # database schema missing, behind, or changed: run migrate
+
+
+# Most specific first: the first match decides.
+_CODES: tuple[tuple[type[BaseException], Exit, str], ...] = (
+    (ConfigError, Exit.USAGE, "config_error"),
+    (QueueNotFound, Exit.NOINPUT, "queue_not_found"),
+    (BrokerAccessDenied, Exit.NOPERM, "broker_access_denied"),
+    (DatabaseAccessDenied, Exit.NOPERM, "database_access_denied"),
+    (SchemaOutdated, Exit.CONFIG, "schema_outdated"),
+    (SchemaConflict, Exit.CONFIG, "schema_conflict"),
+    (AckFailed, Exit.TEMPFAIL, "ack_failed_after_commit"),
+    (Interrupted, Exit.TEMPFAIL, "interrupted"),
+    (BatchNotCommitted, Exit.TEMPFAIL, "batch_not_committed"),
+    (BrokerError, Exit.UNAVAILABLE, "broker_unavailable"),
+    (DatabaseError, Exit.UNAVAILABLE, "database_unavailable"),
+)
+
+
+def exit_code_for(exc: BaseException) -> tuple[Exit, str]:
+    """(exit code, stable error name) for an error; anything unknown is a bug (1)."""
+    for kind, code, name in _CODES:
+        if isinstance(exc, kind):
+            return code, name
+    return Exit.SOFTWARE, "unexpected_error"
