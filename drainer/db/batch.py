@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from drainer import retry
@@ -43,6 +43,12 @@ class BatchHooks:
     before_commit: Callable[[], None] = lambda: None  # raises when the batch can no longer be acked
     interruptible: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
     refuse: Callable[[Event, str], Rejection] | None = None
+    # Inside the batch's transaction, after its rows are written and before the closing lease
+    # fence: writes that must commit with the batch or not at all (history projection, run ledger).
+    # Called with the connection, the events newly stored (queue order; redeliveries and refused
+    # rows excluded) and the attempt's result; every attempt calls it afresh (a retried attempt
+    # rolled the last one back).
+    in_transaction: Callable[[Connection, Sequence[Event], WriteResult], None] | None = None
 
 
 def write_batch(
@@ -101,21 +107,26 @@ def _write_once(
                 all_rejections = [*rejections, *set_aside]
                 new_rejections = _new_only(conn, t.rejected.c.dedupe_key, all_rejections, "dedupe_key")
                 _insert_rejections(store, conn, queue, new_rejections)
-                first_id, last_id = _id_range(store, conn, fresh, refused)
+                refused_keys = {e.message_id for e, _ in refused}
+                stored = [e for e in fresh if e.message_id not in refused_keys]
+                result = WriteResult(
+                    stored=len(stored),
+                    duplicates=(len(events) - len(fresh)) + (len(all_rejections) - len(new_rejections)),
+                    rejected=len(new_rejections),
+                    set_aside=len(refused),
+                )
+                if stored:
+                    first_id, last_id = _id_range(store, conn, stored)
+                    result = replace(result, first_id=first_id, last_id=last_id)
+                if hooks.in_transaction is not None:
+                    hooks.in_transaction(conn, stored, result)
                 # Fence last: the lease is checked at the commit.
                 if lease is not None:
                     leases.fence(store, conn, lease)
             # Outside the interruptible part: a signal must not land inside pika's frame handling.
             hooks.before_commit()
             # leaving the block commits; a signal now waits for the commit to finish
-        return WriteResult(
-            stored=len(fresh) - len(refused),
-            duplicates=(len(events) - len(fresh)) + (len(all_rejections) - len(new_rejections)),
-            rejected=len(new_rejections),
-            set_aside=len(refused),
-            first_id=first_id,
-            last_id=last_id,
-        )
+        return result
     except DBAPIError as exc:
         if error_number(exc) in INVALIDATE_ERRORS:
             conn.invalidate()  # never reuse a connection to a node that went read-only
@@ -236,17 +247,11 @@ def _insert_rejections(store: Store, conn: Connection, queue: str, rejections: S
     )
 
 
-def _id_range(
-    store: Store, conn: Connection, fresh: Sequence[Event], refused: Sequence[tuple[Event, str]]
-) -> tuple[int | None, int | None]:
-    if len(fresh) == len(refused):
-        return None, None
+def _id_range(store: Store, conn: Connection, stored: Sequence[Event]) -> tuple[int, int]:
+    """The first and last id of the batch's rows: ids follow queue order, so the ends suffice."""
     from sqlalchemy import func, select
 
     t = store.t.events
-    refused_ids = {e.message_id for e, _ in refused}
-    keys = [e.message_id for e in fresh if e.message_id not in refused_ids]
-    lo, hi = conn.execute(
-        select(func.min(t.c.id), func.max(t.c.id)).where(t.c.message_id.in_([keys[0], keys[-1]]))
-    ).one()
+    ends = [stored[0].message_id, stored[-1].message_id]
+    lo, hi = conn.execute(select(func.min(t.c.id), func.max(t.c.id)).where(t.c.message_id.in_(ends))).one()
     return lo, hi
