@@ -175,6 +175,31 @@ class Broker:
             raise BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}") from exc
         return ok.method.message_count, ok.method.consumer_count
 
+    def depth_if_exists(self, queue: str) -> int | None:
+        """Messages ready in a queue that may not exist (None then), on a channel of its own so the
+        broker's 404 closes nothing else."""
+        import pika.exceptions as pe
+
+        # An absent queue is an answer here, not a warning: pika logs every 404 close at WARNING.
+        pika_channel = logging.getLogger("pika.channel")
+        level = pika_channel.level
+        pika_channel.setLevel(logging.ERROR)
+        try:
+            channel = self._connection.channel()
+            try:
+                return int(channel.queue_declare(queue, passive=True).method.message_count)
+            finally:
+                if channel.is_open:
+                    channel.close()
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return None
+            raise self._channel_closed(queue, exc) from exc
+        except pe.AMQPError as exc:
+            raise BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}") from exc
+        finally:
+            pika_channel.setLevel(level)
+
     def fetch_batch(
         self, queue: str, limit: int, max_bytes: int, max_seconds: float, stop_requested: Callable[[], bool]
     ) -> tuple[list[Delivery], int | None]:

@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 from drainer import defaults, envelope
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.db import batch as batches
 from drainer.db import lease as leases
+from drainer.db import runs
 from drainer.db.batch import BatchHooks, WriteResult
 from drainer.db.engine import Store
 from drainer.db.lease import Lease
@@ -45,6 +47,7 @@ class Progress:
     first_id: int | None = None
     last_id: int | None = None
     lease_holder: str | None = None
+    rejected_pending: int | None = None  # rejected rows not republished yet, read when the run ends
     started: float = field(default_factory=time.monotonic)
 
     def as_record(self) -> dict[str, object]:
@@ -115,8 +118,10 @@ class Drain:
         stop: StopFlag,
         progress: Progress,
         on_batch: Callable[[Progress], None] | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.settings = settings
+        self.run_id = run_id  # the run's row in drainer_runs; None: no ledger
         self.broker = broker
         self.store = store
         self.stop = stop
@@ -165,6 +170,7 @@ class Drain:
                 before_commit=self._still_ackable,
                 interruptible=self.stop.interruptible,
                 refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
+                in_transaction=self._ledger(batch, parked),
             )
             writing = time.monotonic()  # the commit's fence extends the lease from about now
             result = batches.write_batch(
@@ -181,6 +187,26 @@ class Drain:
         self.broker.ack_through(deliveries[-1].tag)
         p.acked += len(deliveries)
         self._log_batch(batch, result)
+
+    def _ledger(self, batch: Batch, parked: list[Rejection]) -> Callable[..., None] | None:
+        """The batch's update of its run's row, written in the batch's own transaction."""
+        run_id = self.run_id
+        if run_id is None:
+            return None
+
+        def record(conn: Any, _stored: Any, result: WriteResult) -> None:
+            counts = runs.BatchCounts(
+                fetched=len(batch.deliveries),
+                stored=result.stored,
+                duplicates=result.duplicates + batch.in_batch_duplicates + len(batch.oversize) - len(parked),
+                rejected=result.rejected,
+                oversize=len(parked),
+                first_id=result.first_id,
+                last_id=result.last_id,
+            )
+            runs.record_batch(self.store, conn, run_id, counts)
+
+        return record
 
     def _still_ackable(self) -> None:
         try:
@@ -247,14 +273,20 @@ class Drain:
             )
 
 
+# Maps how a run ended (None: it returned) to its exit code and stable error name; the CLI owns it.
+Outcome = Callable[[BaseException | None], tuple[int, str | None]]
+
+
 def drain(
     settings: Settings,
     run_id: str,
     stop: StopFlag,
     progress: Progress,
     on_batch: Callable[[Progress], None] | None = None,
+    outcome: Outcome | None = None,
 ) -> Progress:
-    """A whole run: open the store and broker, take the queue's lease, drain, tear down."""
+    """A whole run: open the store, record the run in the ledger, connect to the broker, take the
+    queue's lease, drain, tear down, record how the run ended (when `outcome` is given)."""
     from drainer import schema
 
     db_url = settings.require_db_url()
@@ -265,10 +297,16 @@ def drain(
         raise Interrupted(f"stopped by {exc} while connecting; nothing was fetched") from None
     broker: Broker | None = None
     lease: Lease | None = None
+    recorded = False
+    failure: BaseException | None = None
     try:
         with stop.interruptible():
             schema.check(store)
+            runs.start(store, run_id, holder_id(run_id), settings.queue_name)
+            recorded = True
             broker = Broker.connect(settings)
+            # The queue must exist before its lease row is made: a typo leaves nothing behind.
+            broker.depth(settings.queue_name)
             lease = Lease(settings.queue_name, holder_id(run_id), lease_ttl(settings))
             held = leases.acquire(store, lease.name, lease.holder, lease.ttl_s, holder_is_dead)
         if held is not None:
@@ -284,16 +322,49 @@ def drain(
                 },
             )
             return progress
-        return Drain(settings, broker, store, stop, progress, on_batch).run(lease)
+        return Drain(settings, broker, store, stop, progress, on_batch, run_id).run(lease)
     except StopNow as exc:
         # Not a success: the run did none of its work (a monitoring probe must see that).
-        raise Interrupted(f"stopped by {exc} before fetching; nothing was fetched") from None
+        failure = Interrupted(f"stopped by {exc} before fetching; nothing was fetched")
+        raise failure from None
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
         if lease is not None:
             leases.release(store, lease)
         if broker is not None:
             broker.close()
+        if recorded:
+            _end_of_run(store, run_id, progress, failure, outcome)
         store.dispose()
+
+
+def _database_failed(exc: BaseException | None) -> bool:
+    """True when the run ended because the database failed: another write could hang for a whole
+    socket timeout past the run's deadline, so the ledger keeps "no end recorded" instead."""
+    from sqlalchemy.exc import DBAPIError
+
+    from drainer.errors import DatabaseError
+
+    return isinstance(exc, DatabaseError) or isinstance(getattr(exc, "__cause__", None), DBAPIError)
+
+
+def _end_of_run(
+    store: Store, run_id: str, progress: Progress, failure: BaseException | None, outcome: Outcome | None
+) -> None:
+    if _database_failed(failure):
+        return
+    if outcome is not None:
+        code, error = outcome(failure)
+        runs.finish(store, run_id, code, error, progress.lease_holder)
+    from drainer.db import rejected
+    from drainer.errors import DrainerError
+
+    try:
+        progress.rejected_pending = rejected.pending_count(store)
+    except DrainerError as exc:  # a gauge, never a reason to fail the run
+        log.warning("could not count pending rejections", extra={"event": "count_failed", "cause": str(exc)})
 
 
 def lease_ttl(settings: Settings) -> float:

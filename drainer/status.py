@@ -9,7 +9,7 @@ from drainer import schema
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.db import lease as leases
-from drainer.db import reads
+from drainer.db import reads, runs
 from drainer.db.engine import Store
 from drainer.errors import DrainerError, SchemaOutdated
 
@@ -32,6 +32,8 @@ def _database_part(settings: Settings, report: dict[str, Any], errors: list[Drai
         report.update(facts)
         report["newest_collector_timestamp"] = _iso(newest)
         report["lag_seconds"] = round((now - newest).total_seconds(), 3) if newest else None
+        report["last_run"] = _run_line(runs.last(store, settings.queue_name))
+        report["last_success"] = _run_line(runs.last(store, settings.queue_name, successful=True))
         lease = leases.holder_of(store, settings.queue_name)
         if lease and lease.holder and lease.expires_at and lease.expires_at > store.clock():
             report["lease_holder"] = lease.holder
@@ -44,8 +46,19 @@ def _broker_part(settings: Settings, report: dict[str, Any]) -> None:
     broker = Broker.connect(settings)
     try:
         report["queue_depth"], report["consumers"] = broker.depth(settings.queue_name)
+        report["oversize_queue_depth"] = broker.depth_if_exists(settings.oversize_queue_name)
     finally:
         broker.close()
+
+
+def _run_line(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run of the ledger as `status` shows it (no holder: it names a host and a pid)."""
+    if run is None:
+        return None
+    keys = ("run_id", "exit_code", "error", "batches", "fetched", "stored", "duplicates", "rejected", "oversize")
+    line: dict[str, Any] = {key: run[key] for key in keys}
+    line["started_at"], line["ended_at"] = _iso(run["started_at"]), _iso(run["ended_at"])
+    return line
 
 
 def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
@@ -59,6 +72,11 @@ def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
         "newest_collector_timestamp": None,
         "lag_seconds": None,
         "rejected": None,
+        "rejected_republished": None,
+        "oversize_queue": settings.oversize_queue_name,
+        "oversize_queue_depth": None,
+        "last_run": None,
+        "last_success": None,
         "schema_version": None,
         "lease_holder": None,
         "lease_expires_at": None,
@@ -75,4 +93,12 @@ def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
 def render_text(report: dict[str, Any]) -> str:
     """A short aligned listing for a terminal."""
     width = max(len(k) for k in report)
-    return "\n".join(f"{key:<{width}}  {'-' if value is None else value}" for key, value in report.items())
+    return "\n".join(f"{key:<{width}}  {_text(value)}" for key, value in report.items())
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):  # a run: its fields on one line
+        return " ".join(f"{k}={'-' if v is None else v}" for k, v in value.items())
+    return str(value)

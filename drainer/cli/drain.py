@@ -75,6 +75,14 @@ def register(sub: Any) -> None:
     d.set_defaults(handler=run)
 
 
+def _outcome(failure: BaseException | None) -> tuple[int, str | None]:
+    """How a run ended, for its row in drainer_runs: the same mapping as the exit code."""
+    if failure is None:
+        return Exit.OK, None
+    code, error = exit_code_for(failure)
+    return code, error
+
+
 def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     from drainer import metrics, tty
     from drainer.drain import Progress, drain
@@ -89,7 +97,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     code, error, message, trace = Exit.OK, None, None, None
     try:
         try:
-            drain(settings, run_id, stop, progress, on_batch)
+            drain(settings, run_id, stop, progress, on_batch, _outcome)
         except DrainerError as exc:
             code, error = exit_code_for(exc)
             message = str(exc)

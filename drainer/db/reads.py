@@ -10,21 +10,33 @@ from drainer.db.engine import Store, translated
 
 
 def overview(store: Store) -> dict[str, Any]:
-    """Counts and extremes for `status`: events, last id, newest collector timestamp, rejected.
+    """Counts and extremes for `status`: events, last id, newest collector timestamp, rejected
+    rows still pending (not republished) and those republished.
 
     Raises DatabaseUnavailable, DatabaseAccessDenied.
     """
     with translated("reading the status"):
-        from sqlalchemy import func, select
+        from sqlalchemy import case, func, select
 
         events, rejected = store.t.events, store.t.rejected
         with store.engine.connect() as conn:
             count, last_id = conn.execute(select(func.count(), func.max(events.c.id))).one()
             newest = conn.execute(select(func.max(events.c.collector_timestamp))).scalar_one()
-            rejected_count = conn.execute(select(func.count()).select_from(rejected)).scalar_one()
+            pending, republished = conn.execute(
+                select(
+                    func.count(case((rejected.c.republished_at.is_(None), 1))),
+                    func.count(rejected.c.republished_at),
+                )
+            ).one()
         if isinstance(newest, str):
             newest = datetime.fromisoformat(newest)
-        return {"events": count, "last_event_id": last_id, "newest": newest, "rejected": rejected_count}
+        return {
+            "events": count,
+            "last_event_id": last_id,
+            "newest": newest,
+            "rejected": pending,
+            "rejected_republished": republished,
+        }
 
 
 def iter_events(

@@ -386,6 +386,7 @@ def test_grants_least_privilege() -> None:
         "vitrage.drainer_rejected_messages": {"SELECT", "INSERT"},
         "vitrage.drainer_schema_migrations": {"SELECT"},
         "vitrage.drainer_leases": {"SELECT", "INSERT", "UPDATE"},
+        "vitrage.drainer_runs": {"SELECT", "INSERT", "UPDATE"},
     }
     reader = privileges(sql, "vitrage_drainer_ro")
     assert set(reader) == {
@@ -393,6 +394,7 @@ def test_grants_least_privilege() -> None:
         "vitrage.drainer_rejected_messages",
         "vitrage.drainer_schema_migrations",
         "vitrage.drainer_leases",
+        "vitrage.drainer_runs",
     }
     assert all(p == {"SELECT"} for p in reader.values())
     assert privileges(sql, "vitrage_drainer_owner") == {"vitrage.*": {"ALL PRIVILEGES"}}
