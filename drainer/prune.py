@@ -6,7 +6,7 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 
-from drainer.db import maintenance
+from drainer.db import maintenance, runs
 from drainer.db.engine import Store
 from drainer.errors import ConfigError
 
@@ -25,14 +25,30 @@ def parse_age(text: str) -> timedelta:
 
 def prune(store: Store, before_id: int | None, older_than: str | None, chunk: int, dry_run: bool) -> int:
     """Delete (or with dry_run, count) the events selected; return how many."""
-    if (before_id is None) == (older_than is None):
-        raise ConfigError("prune needs exactly one of --before-id or --older-than")
+    if before_id is not None and older_than is not None:
+        raise ConfigError("prune takes one of --before-id or --older-than, not both")
     if chunk < 1:
         raise ConfigError("chunk size must be at least 1")
+    if before_id is None and older_than is None:
+        return 0
     cutoff = datetime.now(UTC).replace(tzinfo=None) - parse_age(older_than) if older_than else None
     total = 0
     for deleted in maintenance.prune(store, before_id, cutoff, chunk, dry_run):
         total += deleted
         if not dry_run:
             log.info("pruned a chunk", extra={"event": "prune_chunk", "deleted": deleted, "total": total})
+    return total
+
+
+def prune_runs(store: Store, older_than: str, chunk: int, dry_run: bool) -> int:
+    """Delete (or with dry_run, count) the ledger's runs started before the age, keeping each
+    queue's newest successful run; return how many."""
+    if chunk < 1:
+        raise ConfigError("chunk size must be at least 1")
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - parse_age(older_than)
+    total = 0
+    for deleted in runs.trim(store, cutoff, chunk, dry_run):
+        total += deleted
+        if not dry_run:
+            log.info("pruned runs", extra={"event": "prune_runs_chunk", "deleted": deleted, "total": total})
     return total

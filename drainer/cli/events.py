@@ -24,11 +24,17 @@ def register(sub: Any) -> None:
     ev.add_argument("--limit", type=int, help="at most this many events")
     ev.set_defaults(handler=run_events)
 
-    pr = sub.add_parser("prune", help="delete old events in bounded chunks")
+    pr = sub.add_parser("prune", help="delete old events and old runs of the ledger in bounded chunks")
     connections(pr)
-    which = pr.add_mutually_exclusive_group(required=True)
+    which = pr.add_mutually_exclusive_group()
     which.add_argument("--before-id", type=int, help="delete events with id < ID (Vitrage's expirer rule)")
     which.add_argument("--older-than", metavar="AGE", help="delete events whose collector_timestamp is older, e.g. 30d")
+    pr.add_argument(
+        "--runs-older-than",
+        metavar="AGE",
+        help="delete runs of the ledger (drainer_runs) started before this age, e.g. 90d; each queue's "
+        "newest successful run is kept",
+    )
     pr.add_argument("--chunk-size", type=int, default=10_000, help="rows per transaction (default 10000)")
     pr.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     pr.set_defaults(handler=run_prune)
@@ -66,12 +72,18 @@ def run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> 
     from drainer import prune
     from drainer.db.engine import Store
 
+    if args.before_id is None and args.older_than is None and args.runs_older_than is None:
+        raise ConfigError("prune needs --before-id, --older-than or --runs-older-than")
     settings = settings_from(args, env)
     store = Store.open(settings.require_db_url(), settings)
     try:
         total = prune.prune(store, args.before_id, args.older_than, args.chunk_size, args.dry_run)
+        runs = 0
+        if args.runs_older_than:
+            runs = prune.prune_runs(store, args.runs_older_than, args.chunk_size, args.dry_run)
     finally:
         store.dispose()
     key = "would_delete" if args.dry_run else "deleted"
-    log.info("prune finished", extra={"event": "prune", key: total, "dry_run": args.dry_run, "exit_code": 0})
+    fields = {"event": "prune", key: total, f"runs_{key}": runs, "dry_run": args.dry_run, "exit_code": 0}
+    log.info("prune finished", extra=fields)
     return Exit.OK

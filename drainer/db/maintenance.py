@@ -1,10 +1,12 @@
-"""Maintenance writes: `prune` deletes old events in short transactions."""
+"""Maintenance writes: `prune` deletes old events in short transactions (and counts, in the same
+transaction, which run of the ledger each deleted row belonged to)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
 
+from drainer.db import runs
 from drainer.db.engine import Store, translated
 
 
@@ -27,4 +29,5 @@ def prune(store: Store, before_id: int | None, older_than: datetime | None, chun
                 if not ids:
                     return
                 conn.execute(delete(t).where(t.c.id.in_(ids)))
+                runs.count_pruned(store, conn, ids)
             yield len(ids)
