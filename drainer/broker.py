@@ -19,6 +19,7 @@ from drainer.errors import (
     BrokerError,
     BrokerUnavailable,
     ConfigError,
+    PublishNotConfirmed,
     QueueNotFound,
 )
 from drainer.model import Delivery
@@ -115,6 +116,7 @@ class Broker:
         self._settings = settings
         self._channel: BlockingChannel = connection.channel()
         self._oversize_channel: BlockingChannel | None = None
+        self._publish_channel: BlockingChannel | None = None
 
     @classmethod
     def connect(cls, settings: Settings) -> Broker:
@@ -364,6 +366,64 @@ class Broker:
             raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
         except pe.AMQPError as exc:
             raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
+
+    def ack_one(self, tag: int) -> None:
+        """Ack one delivery (not the ones before it) on the channel that received it."""
+        import pika.exceptions as pe
+
+        try:
+            self._channel.basic_ack(tag, multiple=False)
+            self._connection.process_data_events(0)
+        except pe.AMQPError as exc:
+            raise AckFailed(f"the ack did not reach RabbitMQ; the message stays in its queue ({exc!r})") from exc
+        if not self._channel.is_open:
+            raise AckFailed("channel closed before the ack was confirmed; the message stays in its queue")
+
+    def publish_confirmed(self, queue: str, body: bytes, properties: dict[str, Any]) -> None:
+        """Publish `body` with `properties` (BasicProperties field names) to `queue` through the
+        default exchange, mandatory, and wait (at most the socket timeout) for the broker's confirm.
+
+        Raises QueueNotFound (no such queue), BrokerAccessDenied, BrokerError (the broker refused
+        the properties, e.g. a user_id other than the login), PublishNotConfirmed (a nack, no confirm
+        in time, or the connection lost: the message may or may not be in the queue; a second
+        publish of something stored is absorbed by its dedupe key).
+        """
+        try:
+            with _deadline(self._settings.socket_timeout):
+                self._publish(queue, body, properties)
+        except _Overdue:
+            try:
+                with _deadline(self._settings.connect_timeout):
+                    self.close()
+            except _Overdue:
+                log.warning(
+                    "broker close timed out; the process exit drops the socket", extra={"event": "close_timeout"}
+                )
+            raise PublishNotConfirmed(
+                f"the publish to {queue!r} was not confirmed within {self._settings.socket_timeout:g}s"
+            ) from None
+
+    def _publish(self, queue: str, body: bytes, properties: dict[str, Any]) -> None:
+        import pika
+        import pika.exceptions as pe
+
+        try:
+            if self._publish_channel is None or not self._publish_channel.is_open:
+                channel = self._connection.channel()
+                channel.queue_declare(queue, passive=True)
+                channel.confirm_delivery()
+                self._publish_channel = channel
+            self._publish_channel.basic_publish("", queue, body, pika.BasicProperties(**properties), mandatory=True)
+        except pe.UnroutableError as exc:
+            raise self._queue_missing(queue, exc) from exc
+        except pe.NackError as exc:
+            raise PublishNotConfirmed(f"RabbitMQ refused the publish to {queue!r} (nack: is the queue full?)") from exc
+        except pe.ChannelClosedByBroker as exc:
+            raise self._channel_closed(queue, exc) from exc
+        except pe.AMQPError as exc:
+            raise PublishNotConfirmed(
+                f"the publish to {queue!r} was not confirmed (the message may or may not be in the queue): {exc!r}"
+            ) from exc
 
     def close(self) -> None:
         """Close the connection; the broker requeues anything still unacked."""

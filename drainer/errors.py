@@ -25,6 +25,10 @@ class QueueNotFound(BrokerError):
     """The queue does not exist on the vhost."""
 
 
+class PublishNotConfirmed(BrokerError):
+    """A publish was not confirmed by the broker (nack, or no confirm in time); nothing was marked."""
+
+
 class AckFailed(BrokerError):
     """A batch was committed but its ack did not reach the broker; it will be redelivered."""
 
@@ -59,3 +63,15 @@ class LeaseLost(BatchNotCommitted):
 
 class Interrupted(DrainerError):
     """A signal asked the run to stop before the batch was committed."""
+
+
+class RecordNotFound(DrainerError):
+    """The row an operator named (a rejected message, a lease) does not exist."""
+
+
+class NotRepublishable(DrainerError):
+    """A rejected row cannot be republished as it is (no body, already republished, still bad)."""
+
+
+class LeaseBusy(DrainerError):
+    """A live drainer holds the queue's lease; the command would disturb it."""

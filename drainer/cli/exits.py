@@ -13,7 +13,11 @@ from drainer.errors import (
     DatabaseAccessDenied,
     DatabaseError,
     Interrupted,
+    LeaseBusy,
+    NotRepublishable,
+    PublishNotConfirmed,
     QueueNotFound,
+    RecordNotFound,
     SchemaConflict,
     SchemaOutdated,
 )
@@ -24,10 +28,13 @@ class Exit(IntEnum):
 
     OK = 0  # done: batches stored and acked, queue empty, or another drainer holds the lease
     SOFTWARE = 1  # a bug: unexpected exception (traceback in the JSON record)
+    FINDINGS = 1  # `verify`: the stored history is not consistent (the "1 with findings")
     USAGE = 2  # bad flags, environment or config file
-    NOINPUT = 66  # the queue does not exist on the vhost
+    DATAERR = 65  # the data refuses the operation: a rejected row that cannot be republished as it is
+    NOINPUT = 66  # the queue does not exist on the vhost, or the row named does not exist
     UNAVAILABLE = 69  # broker or database unreachable within the retry budget
-    TEMPFAIL = 75  # batch not committed (messages returned) or committed but not acked
+    TEMPFAIL = 75  # batch not committed (messages returned) or committed but not acked; a publish not
+    # confirmed; a lease held by a live drainer
     NOPERM = 77  # broker or database refused the credentials or the vhost
     CONFIG = 78  # database schema missing, behind, or changed: run migrate
 
@@ -36,6 +43,10 @@ class Exit(IntEnum):
 _CODES: tuple[tuple[type[BaseException], Exit, str], ...] = (
     (ConfigError, Exit.USAGE, "config_error"),
     (QueueNotFound, Exit.NOINPUT, "queue_not_found"),
+    (RecordNotFound, Exit.NOINPUT, "not_found"),
+    (NotRepublishable, Exit.DATAERR, "not_republishable"),
+    (LeaseBusy, Exit.TEMPFAIL, "lease_held"),
+    (PublishNotConfirmed, Exit.TEMPFAIL, "publish_not_confirmed"),
     (BrokerAccessDenied, Exit.NOPERM, "broker_access_denied"),
     (DatabaseAccessDenied, Exit.NOPERM, "database_access_denied"),
     (SchemaOutdated, Exit.CONFIG, "schema_outdated"),

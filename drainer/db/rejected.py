@@ -76,6 +76,18 @@ def mark_republished(store: Store, row_id: int, queue: str, sha256: str) -> None
         )
 
 
+def check_markable(store: Store, row_id: int) -> None:
+    """Raise DatabaseAccessDenied now, before anything is published, when this account may not
+    mark the row (an UPDATE that changes nothing, rolled back)."""
+    from sqlalchemy import update
+
+    t = store.t.rejected
+    with translated("checking that rejected rows can be marked"), store.writer.connect() as conn:
+        with conn.begin() as transaction:
+            conn.execute(update(t).where(t.c.id == row_id).values(republished_at=t.c.republished_at))
+            transaction.rollback()
+
+
 def mark_oversize_requeued(store: Store, sha256: str, queue: str) -> int:
     """Mark the pending oversize records of a body (by its SHA-256) as published to `queue`;
     return how many rows."""

@@ -1,0 +1,156 @@
+"""`rejected republish`: send a kept message (or its fixed body) back to a queue, with publisher
+confirms, its original properties and headers plus one header naming its row; mark the row only
+after the broker confirmed. The dedupe key absorbs a republish of something already stored."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from drainer import envelope
+from drainer.config import Settings
+from drainer.db import rejected
+from drainer.db.engine import Store
+from drainer.errors import ConfigError, NotRepublishable, RecordNotFound
+from drainer.model import Delivery, Event, utcnow
+
+log = logging.getLogger(__name__)
+
+# pika.BasicProperties' field names: anything else in a stored properties object is not a property.
+PROPERTY_NAMES = frozenset(
+    {
+        "content_type",
+        "content_encoding",
+        "headers",
+        "delivery_mode",
+        "priority",
+        "correlation_id",
+        "reply_to",
+        "expiration",
+        "message_id",
+        "timestamp",
+        "type",
+        "user_id",
+        "app_id",
+        "cluster_id",
+    }
+)
+
+
+def _field_value(value: Any) -> Any:
+    """A header value read back from the stored JSON, as an AMQP field value pika can encode.
+
+    A float becomes a Decimal (pika encodes no float); `{"base64": ...}`, how a byte string is
+    stored, becomes bytes again. Values JSON could not hold were stored as their repr and stay text.
+    """
+    if isinstance(value, dict):
+        if set(value) == {"base64"} and isinstance(value["base64"], str):
+            try:
+                return base64.b64decode(value["base64"], validate=True)
+            except ValueError:
+                pass
+        return {str(k): _field_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_field_value(v) for v in value]
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else repr(value)
+    return value
+
+
+def original_properties(stored: str | None) -> dict[str, Any]:
+    """The AMQP properties a rejected row kept (its `properties` JSON), as BasicProperties fields."""
+    if not stored:
+        return {}
+    try:
+        found = json.loads(stored)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {name: _field_value(value) for name, value in found.items() if name in PROPERTY_NAMES}
+
+
+def republished_properties(stored: str | None, row_id: int) -> dict[str, Any]:
+    """The original properties and headers, plus REJECTED_ROW_HEADER naming the row."""
+    properties = original_properties(stored)
+    headers = properties.get("headers")
+    properties["headers"] = {**(headers if isinstance(headers, dict) else {}), envelope.REJECTED_ROW_HEADER: row_id}
+    return properties
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One row to publish: where, which bytes, which properties."""
+
+    row_id: int
+    queue: str
+    body: bytes
+    properties: dict[str, Any]
+    outcome: str  # how the drainer will take it: "event <message id>" (stored, or absorbed as a duplicate)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+
+def plan(store: Store, row_ids: list[int], body: bytes | None, queue: str | None, again: bool) -> list[Plan]:
+    """Check every row before anything is published. Raises RecordNotFound, NotRepublishable."""
+    if body is not None and len(row_ids) != 1:
+        raise ConfigError("--body-file replaces the body of one row: name exactly one ID")
+    plans = []
+    for row_id in row_ids:
+        row = rejected.get(store, row_id)
+        if row is None:
+            raise RecordNotFound(f"no rejected message with id {row_id} (see `vitrage-drainer rejected list`)")
+        if row["republished_at"] is not None and not again:
+            raise NotRepublishable(
+                f"rejected message {row_id} was republished at {row['republished_at']:%Y-%m-%d %H:%M:%S} UTC to "
+                f"{row['republished_to']!r}; --again publishes it once more"
+            )
+        if row["body"] is None and body is None:
+            raise NotRepublishable(
+                f"rejected message {row_id} is an oversize record: its body is in the oversize queue; "
+                "raise --max-message-bytes and run `vitrage-drainer oversize requeue`"
+            )
+        rejected.check_markable(store, row_id)
+        data = body if body is not None else row["body"]
+        properties = republished_properties(row["properties"], row_id)
+        plans.append(Plan(row_id, queue or row["queue"], data, properties, _outcome(row_id, row, data, properties)))
+    return plans
+
+
+def _outcome(row_id: int, row: dict[str, Any], body: bytes, properties: dict[str, Any]) -> str:
+    """Decode the body as the drainer will; refuse one that would only be rejected again."""
+    delivery = Delivery(0, body, row["exchange"] or "", row["routing_key"] or "", False, properties)
+    item = envelope.decode(delivery, utcnow())
+    if not isinstance(item, Event):
+        raise NotRepublishable(
+            f"rejected message {row_id} would be rejected again ({item.reason}); fix the body: "
+            f"`vitrage-drainer rejected show {row_id} --body > msg.json`, edit it, then "
+            f"`vitrage-drainer rejected republish {row_id} --body-file msg.json`"
+        )
+    return f"event {item.message_id}"
+
+
+def republish(settings: Settings, store: Store, plans: list[Plan], done: Callable[[dict[str, Any]], None]) -> None:
+    """Publish each planned row with confirms, then mark it, and report it to `done`; stop at the
+    first failure (the rows before it are published and marked)."""
+    from drainer.broker import Broker
+
+    broker = Broker.connect(settings)
+    try:
+        for p in plans:
+            broker.publish_confirmed(p.queue, p.body, p.properties)
+            rejected.mark_republished(store, p.row_id, p.queue, p.sha256)
+            record = {"id": p.row_id, "queue": p.queue, "bytes": len(p.body), "sha256": p.sha256, "as": p.outcome}
+            log.info("rejected message republished", extra={"event": "republished", **record})
+            done(record)
+    finally:
+        broker.close()
