@@ -71,3 +71,20 @@ def iter_events(
             last = rows[-1].id
             if left is not None:
                 left -= len(rows)
+
+
+def stored_ids(store: Store, message_ids: list[str]) -> dict[str, int]:
+    """message_id -> id for the keys already stored (`peek` shows what would be a duplicate)."""
+    if not message_ids:
+        return {}
+    with translated("reading events"):
+        from sqlalchemy import select
+
+        t = store.t.events
+        found: dict[str, int] = {}
+        with store.engine.connect() as conn:
+            for start in range(0, len(message_ids), 1000):
+                chunk = message_ids[start : start + 1000]
+                for message_id, row_id in conn.execute(select(t.c.message_id, t.c.id).where(t.c.message_id.in_(chunk))):
+                    found[message_id] = row_id
+        return found

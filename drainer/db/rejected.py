@@ -78,7 +78,7 @@ def mark_republished(store: Store, row_id: int, queue: str, sha256: str) -> None
 
 def check_markable(store: Store, row_id: int) -> None:
     """Raise DatabaseAccessDenied now, before anything is published, when this account may not
-    mark the row (an UPDATE that changes nothing, rolled back)."""
+    mark the row (an UPDATE that changes nothing, rolled back; row 0 checks the privilege alone)."""
     from sqlalchemy import update
 
     t = store.t.rejected

@@ -1,0 +1,164 @@
+"""`vitrage-drainer oversize list|requeue`: the parked oversize messages, without the management plugin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from drainer.cli import helptext
+from drainer.cli.exits import Exit
+from drainer.cli.options import Parser, connections, settings_from
+from drainer.errors import ConfigError
+
+log = logging.getLogger("drainer.cli")
+
+LIST_COLUMNS = ("n", "bytes", "sha256", "intact", "routing_key", "age_s", "delivery_count", "message_id")
+
+RETURN_COST = (
+    "Listing takes each message with basic.get and gives it back (basic.nack, requeue) when done:\n"
+    "nothing is removed. On a quorum queue each return counts as a delivery: x-delivery-count\n"
+    "grows by one per listing, and past the queue's x-delivery-limit (20 by default from\n"
+    "RabbitMQ 4.0) the broker drops the message or dead-letters it. The oversize queue holds the\n"
+    "only copy of these messages: on a quorum queue with a delivery limit, list sparingly.\n"
+    "Returned messages may also come back in another order on a quorum queue."
+)
+
+
+def register(sub: Any) -> None:
+    top = helptext.page(
+        sub,
+        "oversize",
+        "list or requeue the messages parked in <queue>.oversize",
+        "A message larger than --max-message-bytes is moved byte-exact to the oversize queue\n"
+        "(<queue>.oversize, or --oversize-queue) with an oversize record in drainer_rejected_messages.\n"
+        "`list` shows them without taking them; `requeue` sends them back to the source queue once\n"
+        "the limit is raised.",
+        ["vitrage-drainer oversize list", "vitrage-drainer oversize requeue --max-message-bytes 16777216"],
+        [(0, "done"), helptext.USAGE],
+    )
+    verbs = top.add_subparsers(dest="verb", required=True, parser_class=Parser)
+
+    ls = helptext.page(
+        verbs,
+        "list",
+        "parked messages: size, digest, original routing key, age (nothing is taken)",
+        "List the messages in the oversize queue in queue order: size, SHA-256 (and whether it still\n"
+        "matches the digest recorded when it was parked), the original routing key, how long ago it\n"
+        "was parked (from its oversize record, when the database is configured), and its delivery\n"
+        "count on a quorum queue.\n\n" + RETURN_COST,
+        ["vitrage-drainer oversize list", "vitrage-drainer oversize list --count 5 --json"],
+        [
+            (0, "listed"),
+            (66, "the oversize queue does not exist (nothing was ever parked)"),
+            helptext.USAGE,
+            helptext.UNAVAILABLE,
+            helptext.NOPERM,
+        ],
+    )
+    connections(ls)
+    ls.add_argument("--count", type=int, default=100, help="at most this many messages (default 100)")
+    ls.add_argument("--oversize-queue", help="default <queue>.oversize; env DRAINER_OVERSIZE_QUEUE")
+    ls.add_argument("--json", action="store_true", help="one JSON object per message and line")
+    ls.set_defaults(handler=run_list)
+
+    rq = helptext.page(
+        verbs,
+        "requeue",
+        "send parked messages back to the source queue (confirmed), once the limits are raised",
+        "Take each parked message, publish it to the source queue (the drained queue) through the\n"
+        "default exchange with its original properties and headers (without the drainer's parking\n"
+        "headers), wait for the broker's publisher confirm, mark its oversize record republished,\n"
+        "and only then ack the parked copy. A message still larger than the limit the drainer would\n"
+        "apply now (--max-message-bytes, capped by the server's max_allowed_packet), or whose body\n"
+        "no longer matches its recorded SHA-256, stays parked. A crash between the publish and the\n"
+        "ack leaves a copy in both queues; the dedupe key stores it once. Run it as an account that\n"
+        "may UPDATE drainer_rejected_messages (the schema owner).\n\n" + RETURN_COST.replace("Listing", "Requeue"),
+        [
+            "vitrage-drainer oversize requeue --max-message-bytes 16777216",
+            "vitrage-drainer oversize requeue --count 1 --max-message-bytes 16777216",
+        ],
+        [
+            (0, "every message that fits was requeued (see `still_oversize` in the summary)"),
+            (66, "the source or the oversize queue does not exist"),
+            (75, "the broker did not confirm a publish; that message stays parked"),
+            helptext.USAGE,
+            helptext.UNAVAILABLE,
+            helptext.NOPERM,
+            helptext.CONFIG,
+        ],
+    )
+    connections(rq)
+    rq.add_argument("--count", type=int, help="requeue at most this many (default: all)")
+    rq.add_argument("--oversize-queue", help="default <queue>.oversize; env DRAINER_OVERSIZE_QUEUE")
+    rq.add_argument(
+        "--max-message-bytes",
+        type=int,
+        help="the limit the drain will apply (set it as the drain's); env DRAINER_MAX_MESSAGE_BYTES; default 4 MiB",
+    )
+    rq.set_defaults(handler=run_requeue)
+
+
+def run_list(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    from drainer import oversize, schema
+    from drainer.db.engine import Store
+
+    if args.count < 1:
+        raise ConfigError("--count must be at least 1")
+    settings = settings_from(args, env)
+    store = None
+    if settings.db_url:
+        store = Store.open(settings.db_url, settings)
+    try:
+        if store is not None:
+            schema.check(store)
+        found = oversize.listing(settings, store, args.count)
+    finally:
+        if store is not None:
+            store.dispose()
+    for n, entry in enumerate(found, 1):
+        entry["n"] = n
+    if args.json:
+        for entry in found:
+            print(json.dumps(entry))
+    else:
+        print(helptext.table(found, LIST_COLUMNS))
+    log.info(
+        "oversize messages listed",
+        extra={"event": "oversize_list", "queue": settings.oversize_queue_name, "listed": len(found), "exit_code": 0},
+    )
+    return Exit.OK
+
+
+def run_requeue(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
+    from drainer import oversize, schema
+    from drainer.db.engine import Store
+    from drainer.drain import effective_max_bytes
+
+    if args.count is not None and args.count < 1:
+        raise ConfigError("--count must be at least 1")
+    settings = settings_from(args, env)
+    store = Store.open(settings.require_db_url(), settings)
+
+    def done(record: dict[str, Any]) -> None:
+        print(f"requeued {record['bytes']} bytes sha256 {record['sha256'][:16]}... to {record['queue']}", flush=True)
+
+    try:
+        schema.check(store)
+        max_bytes = effective_max_bytes(settings, store.max_packet())
+        totals = oversize.requeue(settings, store, args.count, max_bytes, done)
+    finally:
+        store.dispose()
+    log.info(
+        "oversize requeue finished",
+        extra={
+            "event": "oversize_requeue",
+            "queue": settings.queue_name,
+            "max_bytes": max_bytes,
+            **totals,
+            "exit_code": 0,
+        },
+    )
+    return Exit.OK
