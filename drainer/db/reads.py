@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,32 +40,53 @@ def overview(store: Store) -> dict[str, Any]:
         }
 
 
-def iter_events(
-    store: Store,
-    after_id: int | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int | None,
-    page: int = 1000,
-) -> Iterator[Any]:
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events `events` selects; every field narrows (None: no bound). (after_id, until_id]
+    is a replay window: what a standby replays after a snapshot, up to a second one."""
+
+    after_id: int | None = None
+    until_id: int | None = None
+    since: datetime | None = None  # collector_timestamp >= since (naive UTC)
+    until: datetime | None = None  # collector_timestamp < until
+    event_type: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+
+
+def events_page(store: Store, where: EventFilter, last: int, size: int) -> Any:
+    """The statement for one keyset page: id > last, in id order. An equality on event_type,
+    entity_type or entity_id is served by that column's index, which is (column, id) in InnoDB
+    and SQLite, so the page is a range scan in id order (see sql/*/003_drainer_events_indexes.sql)."""
+    from sqlalchemy import select
+
+    t = store.t.events
+    columns = (t.c.id, t.c.collector_timestamp, t.c.message_id, t.c.event_type, t.c.payload)
+    query = select(*columns).where(t.c.id > last)
+    for column, value in ((t.c.event_type, where.event_type), (t.c.entity_type, where.entity_type)):
+        if value is not None:
+            query = query.where(column == value)
+    if where.entity_id is not None:
+        query = query.where(t.c.entity_id == where.entity_id)
+    if where.until_id is not None:
+        query = query.where(t.c.id <= where.until_id)
+    if where.since is not None:
+        query = query.where(t.c.collector_timestamp >= where.since)
+    if where.until is not None:
+        query = query.where(t.c.collector_timestamp < where.until)
+    return query.order_by(t.c.id).limit(size)
+
+
+def iter_events(store: Store, where: EventFilter, limit: int | None, page: int = 1000) -> Iterator[Any]:
     """Events in id order (rows with id, collector_timestamp, message_id, event_type, payload),
     read in keyset pages of `page` rows so memory stays constant for any table size."""
     with translated("reading events"):
-        from sqlalchemy import select
-
-        t = store.t.events
-        columns = (t.c.id, t.c.collector_timestamp, t.c.message_id, t.c.event_type, t.c.payload)
-        last = after_id if after_id is not None else -1
+        last = where.after_id if where.after_id is not None else -1
         left = limit
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            query = select(*columns).where(t.c.id > last)
-            if since is not None:
-                query = query.where(t.c.collector_timestamp >= since)
-            if until is not None:
-                query = query.where(t.c.collector_timestamp < until)
             with store.engine.connect() as conn:
-                rows = conn.execute(query.order_by(t.c.id).limit(size)).all()
+                rows = conn.execute(events_page(store, where, last, size)).all()
             yield from rows
             if len(rows) < size:
                 return
