@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from drainer import retry
 from drainer.db.engine import INVALIDATE_ERRORS, Store, describe, error_number, is_transient, translated
@@ -79,7 +79,9 @@ def _try_take(store: Store, name: str, holder: str, ttl_s: float, dead: str | No
         ).rowcount
         if taken == 1:
             return None
-        row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).one()
+        row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).first()
+        if row is None:  # `lease release` removed the row meanwhile: the next run takes it
+            return LeaseHolder("(lease row removed by lease release meanwhile)", None)
         return LeaseHolder(row.holder, row.expires_at)
 
 
@@ -169,3 +171,37 @@ def holder_of(store: Store, name: str) -> LeaseHolder | None:
         with store.engine.connect() as conn:
             row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).first()
         return LeaseHolder(row.holder, row.expires_at) if row else None
+
+
+def rows(store: Store) -> list[dict[str, Any]]:
+    """Every lease row, by name, with the database's clock as `now`."""
+    with translated("reading the leases"):
+        from sqlalchemy import select
+
+        t = store.t.leases
+        with store.engine.connect() as conn:
+            now = store.now(conn)
+            found = conn.execute(select(t).order_by(t.c.name)).mappings().all()
+        return [{**{k: _name(v) for k, v in r.items()}, "now": now} for r in found]
+
+
+def _name(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def delete(store: Store, name: str, force: bool, dead_holder: str | None) -> bool:
+    """Remove a queue's lease row when it is free, expired or held by `dead_holder` (any holder
+    with `force`); True when removed. Waits (bounded by the lock wait timeout) for a batch that
+    holds the row locked to end. Raises DatabaseAccessDenied (an account without DELETE)."""
+    with translated("releasing the lease"):
+        from sqlalchemy import delete as delete_
+
+        t = store.t.leases
+        with store.writer.begin() as conn:
+            condition = t.c.name == name
+            if not force:
+                free = t.c.holder.is_(None) | (t.c.expires_at <= store.now(conn))
+                if dead_holder is not None:
+                    free = free | (t.c.holder == dead_holder)
+                condition = condition & free
+            return bool(conn.execute(delete_(t).where(condition)).rowcount)
