@@ -105,7 +105,8 @@ def _as_datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _row(row: Any) -> dict[str, Any]:
+def as_plain(row: Any) -> dict[str, Any]:
+    """A drainer_runs row as a dict, its times as datetimes on every dialect."""
     record = dict(row._mapping)
     for key in ("started_at", "ended_at", "first_commit_at", "last_commit_at"):
         record[key] = _as_datetime(record[key])
@@ -121,7 +122,7 @@ def recent(store: Store, queue: str | None, limit: int) -> list[dict[str, Any]]:
     if queue is not None:
         query = query.where(t.c.queue == queue)
     with translated("reading drainer_runs"), store.engine.connect() as conn:
-        return [_row(r) for r in conn.execute(query)]
+        return [as_plain(r) for r in conn.execute(query)]
 
 
 def last(store: Store, queue: str, successful: bool = False) -> dict[str, Any] | None:
@@ -134,20 +135,7 @@ def last(store: Store, queue: str, successful: bool = False) -> dict[str, Any] |
         query = query.where(t.c.exit_code == 0)
     with translated("reading drainer_runs"), store.engine.connect() as conn:
         row = conn.execute(query).first()
-    return _row(row) if row is not None else None
-
-
-def with_rows(store: Store, after_id: int | None) -> Iterator[dict[str, Any]]:
-    """Every run that stored rows (first_id set) and reaches past `after_id`, by first_id."""
-    from sqlalchemy import select
-
-    t = store.t.runs
-    query = select(t).where(t.c.first_id.is_not(None)).order_by(t.c.first_id, t.c.id)
-    if after_id is not None:
-        query = query.where(t.c.last_id > after_id)
-    with translated("reading drainer_runs"), store.engine.connect() as conn:
-        for row in conn.execute(query):
-            yield _row(row)
+    return as_plain(row) if row is not None else None
 
 
 def count_pruned(store: Store, conn: Connection, ids: Sequence[int]) -> None:
@@ -177,15 +165,20 @@ def count_pruned(store: Store, conn: Connection, ids: Sequence[int]) -> None:
 
 
 def trim(store: Store, before: datetime, chunk: int, dry_run: bool) -> Iterator[int]:
-    """Delete runs started before `before` (naive UTC), except each queue's newest successful run
-    (what `status` shows), in chunks of `chunk` rows; yield each chunk's count (dry_run: one count)."""
-    from sqlalchemy import delete, func, select
+    """Delete runs started before `before` (naive UTC) whose rows are all gone (they stored none,
+    or `prune` deleted them: last_id below the smallest stored id), except each queue's newest
+    successful run (what `status` shows), in chunks of `chunk` rows; yield each chunk's count
+    (dry_run: one count). A run whose rows remain stays: `verify` balances it."""
+    from sqlalchemy import delete, func, select, true
 
-    t = store.t.runs
+    t, events = store.t.runs, store.t.events
     with translated("pruning drainer_runs"):
         with store.engine.connect() as conn:
             keep = list(conn.execute(select(func.max(t.c.id)).where(t.c.exit_code == 0).group_by(t.c.queue)).scalars())
-        condition = t.c.started_at < before
+            lowest = conn.execute(select(func.min(events.c.id))).scalar_one()
+        # With no event left at all, every run's rows are gone.
+        gone = true() if lowest is None else t.c.first_id.is_(None) | (t.c.last_id < lowest)
+        condition = (t.c.started_at < before) & gone
         if keep:
             condition = condition & t.c.id.not_in(keep)
         if dry_run:

@@ -68,6 +68,7 @@ def test_a_killed_run_s_row_is_exact_up_to_its_last_commit(rabbit, mysql_db):
     assert row.ended_at is None and row.exit_code is None  # it never got to write its end
     assert (row.stored, row.first_id, row.last_id) == (stored.n, stored.lo, stored.hi)
     assert row.fetched == row.batches * 20 and row.stored == row.fetched
+    assert run_cli("verify", "--db-url", db.url).code == 0  # the ledger and the rows agree
 
 
 def test_a_batch_whose_ledger_update_fails_commits_nothing(db):
@@ -152,7 +153,7 @@ def test_runs_shows_a_killed_run_as_no_end_recorded(db, drainer):
     assert row["state"] == "no end recorded" and row["exit_code"] is None
 
 
-def test_prune_runs_older_than_keeps_each_queue_s_newest_success(db, drainer):
+def test_prune_runs_older_than_keeps_each_queue_s_newest_success_and_runs_with_rows(rabbit, db, drainer):
     old = datetime.utcnow() - timedelta(days=100)
     for i, (queue, code) in enumerate([("a", 0), ("a", 0), ("a", 75), ("b", 69), ("a", 75)]):
         started = old + timedelta(minutes=i) if i < 4 else datetime.utcnow()
@@ -163,12 +164,17 @@ def test_prune_runs_older_than_keeps_each_queue_s_newest_success(db, drainer):
             s=started,
             c=code,
         )
+    # An old run whose rows are still stored stays: `verify` balances it.
+    rabbit.publish([oslo_v2({"n": 1})])
+    assert drainer("drain").code == 0
+    db.execute("UPDATE drainer_runs SET started_at = :s, exit_code = 75 WHERE first_id = 1", s=old)
     dry = drainer("prune", "--runs-older-than", "30d", "--dry-run")
     assert dry.code == 0 and dry.summary["runs_would_delete"] == 3
     result = drainer("prune", "--runs-older-than", "30d")
     assert result.code == 0 and result.summary["runs_deleted"] == 3
     # run1 is a's newest success (what `status` shows): kept although old; run4 is recent.
-    assert [r.run_id for r in db.rows("SELECT run_id FROM drainer_runs ORDER BY id")] == ["run1", "run4"]
+    kept = [r.run_id for r in db.rows("SELECT run_id FROM drainer_runs WHERE first_id IS NULL ORDER BY id")]
+    assert kept == ["run1", "run4"] and len(db.rows("SELECT id FROM drainer_runs WHERE first_id = 1")) == 1
 
 
 def test_prune_counts_the_deleted_rows_of_each_run(rabbit, db, drainer):
