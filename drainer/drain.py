@@ -47,7 +47,7 @@ class Progress:
     first_id: int | None = None
     last_id: int | None = None
     lease_holder: str | None = None
-    rejected_pending: int | None = None  # rejected rows not republished yet, read when the run ends
+    rejected_pending: int | None = None  # rejected rows not republished yet, read at the end for the metrics
     started: float = field(default_factory=time.monotonic)
 
     def as_record(self) -> dict[str, object]:
@@ -358,6 +358,8 @@ def _end_of_run(
     if outcome is not None:
         code, error = outcome(failure)
         runs.finish(store, run_id, code, error, progress.lease_holder)
+    if not (store.settings.metrics_file or store.settings.pushgateway):
+        return  # only the metrics show it: every cron tick pays for start-up
     from drainer.db import rejected
     from drainer.errors import DrainerError
 
