@@ -5,24 +5,28 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from drainer import defaults, envelope
+from drainer import defaults, envelope, history
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.db import batch as batches
+from drainer.db import history as db_history
 from drainer.db import lease as leases
 from drainer.db import runs
-from drainer.db.batch import BatchHooks, WriteResult
+from drainer.db.batch import BatchHooks, WriteResult, Written
 from drainer.db.engine import Store
 from drainer.db.lease import Lease
 from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
 from drainer.holder import holder_id, holder_is_dead
 from drainer.model import Delivery, Event, Rejection, utcnow
 from drainer.signals import StopFlag, StopNow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class Progress:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    history_applied: int = 0  # with --history vitrage: notifications applied to Vitrage's tables
+    history_not_applied: int = 0  # ... and those that could not be (reason in a record each)
     oversize: int = 0
     acked: int = 0
     batches: int = 0
@@ -67,6 +73,9 @@ class Batch:
     in_batch_duplicates: int
     oversize: list[Delivery]
     origin: dict[str, Delivery]  # event message_id -> its delivery, to set a refused row aside
+    # Every event as delivered, in-batch repeats included: a notification whose first copy could
+    # not be applied to the history (its alarm came later in the batch) is tried at its repeat.
+    sequence: list[Event]
 
 
 def new_run_id() -> str:
@@ -87,6 +96,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
     oversize: list[Delivery] = []
     origin: dict[str, Delivery] = {}
     rejected_keys: set[str] = set()
+    sequence: list[Event] = []
     duplicates = 0
     for delivery in deliveries:
         if len(delivery.body) > max_bytes:
@@ -94,6 +104,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
             continue
         item = envelope.decode(delivery, now)
         if isinstance(item, Event):
+            sequence.append(item)
             if item.message_id in origin:
                 duplicates += 1
                 continue
@@ -104,7 +115,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
         else:
             rejected_keys.add(item.dedupe_key)
             rejections.append(item)
-    return Batch(deliveries, events, rejections, duplicates, oversize, origin)
+    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence)
 
 
 class Drain:
@@ -129,6 +140,8 @@ class Drain:
         self.on_batch = on_batch
         self.queue = settings.queue_name
         self.max_bytes = effective_max_bytes(settings, store.max_packet())
+        self.history = db_history.build() if settings.history == "vitrage" else None
+        self._outcomes: list[history.Outcome] = []
         self._lease_extended = time.monotonic()  # taken (for the full ttl) just before the run
 
     def run(self, lease: Lease | None) -> Progress:
@@ -162,6 +175,7 @@ class Drain:
     def _store_and_ack(self, deliveries: list[Delivery], lease: Lease | None) -> None:
         p = self.progress
         p.fetched += len(deliveries)
+        self._outcomes = []
         try:
             batch = decode_batch(deliveries, self.max_bytes, utcnow())
             parked = self._park_oversize(batch.oversize)
@@ -170,7 +184,7 @@ class Drain:
                 before_commit=self._still_ackable,
                 interruptible=self.stop.interruptible,
                 refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
-                in_transaction=self._ledger(batch, parked),
+                in_transaction=self._in_transaction(batch, parked),
             )
             writing = time.monotonic()  # the commit's fence extends the lease from about now
             result = batches.write_batch(
@@ -184,29 +198,38 @@ class Drain:
             raise
         self._lease_extended = writing
         self._count(batch, result)
+        self._count_history()
         self.broker.ack_through(deliveries[-1].tag)
         p.acked += len(deliveries)
         self._log_batch(batch, result)
 
-    def _ledger(self, batch: Batch, parked: list[Rejection]) -> Callable[..., None] | None:
-        """The batch's update of its run's row, written in the batch's own transaction."""
+    def _in_transaction(self, batch: Batch, parked: list[Rejection]) -> Callable[[Connection, Written], None] | None:
+        """The writes that commit with the batch or not at all: the alarm-history projection (with
+        --history vitrage), then the batch's update of its run's row in the ledger."""
         run_id = self.run_id
-        if run_id is None:
+        if self.history is None and run_id is None:
             return None
 
-        def record(conn: Any, _stored: Any, result: WriteResult) -> None:
-            counts = runs.BatchCounts(
-                fetched=len(batch.deliveries),
-                stored=result.stored,
-                duplicates=result.duplicates + batch.in_batch_duplicates + len(batch.oversize) - len(parked),
-                rejected=result.rejected,
-                oversize=len(parked),
-                first_id=result.first_id,
-                last_id=result.last_id,
-            )
-            runs.record_batch(self.store, conn, run_id, counts)
+        def write(conn: Connection, written: Written) -> None:
+            if self.history is not None:
+                self._project_history(conn, written, batch.sequence)
+            if run_id is not None:
+                runs.record_batch(self.store, conn, run_id, self._ledger_counts(batch, parked, written.result))
 
-        return record
+        return write
+
+    @staticmethod
+    def _ledger_counts(batch: Batch, parked: list[Rejection], result: WriteResult) -> runs.BatchCounts:
+        """What the batch adds to its run's row: the same figures the run summary adds up."""
+        return runs.BatchCounts(
+            fetched=len(batch.deliveries),
+            stored=result.stored,
+            duplicates=result.duplicates + batch.in_batch_duplicates + len(batch.oversize) - len(parked),
+            rejected=result.rejected,
+            oversize=len(parked),
+            first_id=result.first_id,
+            last_id=result.last_id,
+        )
 
     def _still_ackable(self) -> None:
         try:
@@ -250,6 +273,46 @@ class Drain:
             p.first_id = result.first_id
         if result.last_id is not None:
             p.last_id = result.last_id
+
+    def _project_history(self, conn: Connection, written: Written, sequence: Sequence[Event]) -> None:
+        """Inside the batch's transaction: apply the alarm-history notifications stored now to
+        Vitrage's tables, in queue order. A redelivery is applied only if no earlier copy could be
+        (a change that came before its alarm's activation): never twice."""
+        assert self.history is not None
+        candidates = [e for e in sequence if e.event_type in history.TYPES]
+        if not candidates:
+            self._outcomes = []
+            return
+        earlier = {e.message_id for e in candidates} - written.stored_keys - written.refused_keys
+        retry_keys = db_history.not_applied(conn, self.history, sorted(earlier)) if earlier else set()
+        notifications = [
+            n
+            for e in candidates
+            if (e.message_id in written.stored_keys or e.message_id in retry_keys)
+            and (n := history.Notification.from_stored(e.message_id, e.event_type, e.payload)) is not None
+        ]
+        now = utcnow()
+        outcomes = db_history.apply(conn, self.history, notifications, now)
+        db_history.record(conn, self.history, outcomes, now, existing=retry_keys)
+        self._outcomes = outcomes  # of this attempt; a retried attempt replaces them
+
+    def _count_history(self) -> None:
+        for outcome in self._outcomes:
+            if outcome.outcome == history.APPLIED:
+                self.progress.history_applied += 1
+                continue
+            self.progress.history_not_applied += 1
+            log.warning(
+                "alarm-history notification not applied",
+                extra={
+                    "event": "history_not_applied",
+                    "message_id": outcome.message_id,
+                    "event_type": outcome.event_type,
+                    "vitrage_id": outcome.vitrage_id,
+                    "reason": outcome.reason,
+                },
+            )
+        self._outcomes = []
 
     def _log_batch(self, batch: Batch, result: WriteResult) -> None:
         log.info(
@@ -301,7 +364,7 @@ def drain(
     failure: BaseException | None = None
     try:
         with stop.interruptible():
-            schema.check(store)
+            schema.check(store, settings.history)
             runs.start(store, run_id, holder_id(run_id), settings.queue_name)
             recorded = True
             broker = Broker.connect(settings)

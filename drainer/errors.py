@@ -61,6 +61,10 @@ class LeaseLost(BatchNotCommitted):
     """Another drainer took the queue's lease; the batch was not committed."""
 
 
+class LeaseHeldByOther(DrainerError):
+    """Another drainer holds the queue's lease; a command that must write alone cannot run now."""
+
+
 class Interrupted(DrainerError):
     """A signal asked the run to stop before the batch was committed."""
 
@@ -71,7 +75,3 @@ class RecordNotFound(DrainerError):
 
 class NotRepublishable(DrainerError):
     """A rejected row cannot be republished as it is (no body, already republished, still bad)."""
-
-
-class LeaseBusy(DrainerError):
-    """A live drainer holds the queue's lease; the command would disturb it."""

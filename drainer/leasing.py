@@ -8,7 +8,7 @@ from typing import Any
 
 from drainer.db import lease as leases
 from drainer.db.engine import Store
-from drainer.errors import LeaseBusy, RecordNotFound
+from drainer.errors import LeaseHeldByOther, RecordNotFound
 from drainer.holder import holder_is_dead
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def show(store: Store) -> list[dict[str, Any]]:
 
 
 def release(store: Store, queue: str, force: bool) -> dict[str, Any]:
-    """Remove the queue's lease row. Refused (LeaseBusy) while a live drainer holds it, unless
+    """Remove the queue's lease row. Refused (LeaseHeldByOther) while a live drainer holds it, unless
     `force`. Raises RecordNotFound when the queue has no lease row."""
     found = {r["queue"]: r for r in show(store)}
     row = found.get(queue)
@@ -56,7 +56,7 @@ def release(store: Store, queue: str, force: bool) -> dict[str, Any]:
         raise RecordNotFound(f"no lease row for queue {queue!r} (see `vitrage-drainer lease show`)")
     dead = row["holder"] if row["state"] == "held by a dead process" else None
     if not leases.delete(store, queue, force, dead):
-        raise LeaseBusy(
+        raise LeaseHeldByOther(
             f"the lease of {queue!r} is held by {row['holder']} until {row['expires_at']}: that drainer releases "
             "it when its run ends, or it expires then; --force releases it now (see --help for what it risks)"
         )

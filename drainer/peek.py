@@ -16,7 +16,7 @@ from drainer.db import lease as leases
 from drainer.db import reads
 from drainer.db.engine import Store
 from drainer.drain import effective_max_bytes, lease_ttl
-from drainer.errors import LeaseBusy
+from drainer.errors import LeaseHeldByOther
 from drainer.holder import holder_id, holder_is_dead
 from drainer.model import Delivery, Event, utcnow
 
@@ -61,7 +61,7 @@ def _outcome(
 
 def peek(settings: Settings, run_id: str, count: int) -> list[dict[str, Any]]:
     """Up to `count` messages from the head of the queue, each decoded (event, duplicate, rejected
-    with its reason, or oversize), all given back. Raises LeaseBusy when a drainer holds the lease."""
+    with its reason, or oversize), all given back. Raises LeaseHeldByOther when a drainer holds the lease."""
     from drainer import schema
 
     queue = settings.queue_name
@@ -77,7 +77,7 @@ def peek(settings: Settings, run_id: str, count: int) -> list[dict[str, Any]]:
         held = leases.acquire(store, queue, lease.holder, lease.ttl_s, holder_is_dead)
         if held is not None:
             lease = None
-            raise LeaseBusy(
+            raise LeaseHeldByOther(
                 f"a drainer holds the lease of {queue!r} ({held.holder}); peeking now would let it store "
                 "the messages behind the ones peeked first: try again when it is done"
             )

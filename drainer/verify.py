@@ -10,6 +10,8 @@ Checks, on one snapshot of the database:
   ids committed after the one before it.
 Information, never a finding: rows that predate the ledger, collector timestamps that go
 backwards in id order, and gaps in id (a failed batch leaves one).
+With history="vitrage", also Vitrage's alarms, edges and changes against the stored notifications
+(drainer.verify_history).
 """
 
 from __future__ import annotations
@@ -225,9 +227,18 @@ def information(walk: Walk) -> list[dict[str, Any]]:
     return out
 
 
-def verify(store: Store, after_id: int | None) -> dict[str, Any]:
+def verify(store: Store, after_id: int | None, history: str | None = None) -> dict[str, Any]:
     """The report: `consistent`, `findings` (each with `check` and `message`), `information`,
-    and what was checked. Raises DatabaseUnavailable, DatabaseAccessDenied."""
+    and what was checked. With history="vitrage" the whole alarm history is checked too (whatever
+    `after_id`). Raises DatabaseUnavailable, DatabaseAccessDenied, SchemaOutdated (history tables)."""
+    history_tables = None
+    if history == "vitrage":
+        from drainer.db import history as db_history
+
+        history_tables = db_history.build()
+        db_history.check_tables(store, history_tables)
+    history_findings: list[dict[str, Any]] = []
+    history_information: list[dict[str, Any]] = []
     with db.snapshot(store) as conn:
         runs = db.ledger(store, conn, after_id)
         start = after_id
@@ -237,20 +248,67 @@ def verify(store: Store, after_id: int | None) -> dict[str, Any]:
         for row_id, ts in db.event_ids(store, conn, start):
             walk.see(row_id, ts)
         repeats = db.repeated_message_ids(store, conn, after_id, _REPEATS)
+        if history_tables is not None:
+            history_findings, history_information = _history(store, conn, history_tables)
     findings = ledger_sanity(runs) + balance(walk) + commit_order(runs)
     findings += [
         _finding("repeated_message_id", f"message_id {m!r} is stored {n} times", message_id=m, times=n)
         for m, n in repeats
     ]
+    findings += history_findings
     return {
         "consistent": not findings,
         "findings": findings,
-        "information": information(walk),
+        "information": information(walk) + history_information,
         "checked": {
             "after_id": after_id,
             "rows": walk.rows,
             "first_id": walk.first,
             "last_id": walk.last,
             "runs": len(runs),
+            "history": history_tables is not None,
         },
     }
+
+
+def _history(store: Store, conn: Any, ht: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Vitrage's history tables against the stored notifications (drainer.verify_history)."""
+    from drainer import history
+    from drainer import verify_history as vh
+
+    applied = [
+        vh.Applied(row_id, at, n)
+        for row_id, message_id, event_type, payload, at in db.history_applied(store, conn, ht)
+        if (n := history.Notification.from_stored(message_id, event_type, payload)) is not None
+    ]
+    alarms, edges, changes = db.history_rows(conn, ht)
+    created_alarms = {
+        a.notification.payload.get("vitrage_id") for a in applied if a.notification.event_type == history.ACTIVATE_ALARM
+    }
+    created_edges = {
+        (a.notification.payload.get("source_id"), a.notification.payload.get("target_id"))
+        for a in applied
+        if a.notification.event_type == history.ACTIVATE_CAUSAL
+    }
+    expected = vh.expect(applied, set(alarms) - created_alarms, set(edges) - created_edges)
+    findings, information = vh.compare(expected, alarms, edges, changes)
+    not_applied, no_outcome = db.history_unapplied(store, conn, ht)
+    if not_applied:
+        information.append(
+            _finding(
+                "history_not_applied",
+                f"{not_applied} stored notifications could not be applied to the history (what Vitrage's "
+                "persistor would have lost; each reason is in drainer_history_outcomes)",
+                count=not_applied,
+            )
+        )
+    if no_outcome:
+        information.append(
+            _finding(
+                "history_never_applied",
+                f"{no_outcome} stored notifications were never applied (stored before --history vitrage): "
+                "run `vitrage-drainer rebuild-history`",
+                count=no_outcome,
+            )
+        )
+    return findings, information

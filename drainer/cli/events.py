@@ -59,12 +59,15 @@ def register(sub: Any) -> None:
         "delete old events and old runs of the ledger in bounded chunks",
         "Delete events older than a snapshot (--before-id, Vitrage's expirer rule) or than an age\n"
         "(--older-than, on collector_timestamp), and runs of the ledger started before an age\n"
-        "(--runs-older-than; each queue's newest successful run is kept), in chunks of --chunk-size\n"
-        "rows, one short transaction each. Each chunk also counts, per run of the ledger, the rows it\n"
-        "deleted, so `verify` still balances. Run it as the schema owner.",
+        "(--runs-older-than: those whose rows are all gone; each queue's newest successful run is\n"
+        "kept), or Vitrage's alarm history (--history-older-than: alarms that ended before an age,\n"
+        "with their changes and edges), in chunks of --chunk-size rows, one short transaction each.\n"
+        "Each chunk of events also counts, per run of the ledger, the rows it deleted, so `verify`\n"
+        "still balances. Run it as the schema owner.",
         [
             "vitrage-drainer prune --before-id 41230",
             "vitrage-drainer prune --older-than 30d --runs-older-than 90d --dry-run",
+            "vitrage-drainer prune --history-older-than 30d",
         ],
         [(0, "deleted (or counted, with --dry-run)"), helptext.USAGE, helptext.UNAVAILABLE, helptext.NOPERM],
     )
@@ -72,11 +75,17 @@ def register(sub: Any) -> None:
     which = pr.add_mutually_exclusive_group()
     which.add_argument("--before-id", type=int, help="delete events with id < ID (Vitrage's expirer rule)")
     which.add_argument("--older-than", metavar="AGE", help="delete events whose collector_timestamp is older, e.g. 30d")
+    which.add_argument(
+        "--history-older-than",
+        metavar="AGE",
+        help="delete Vitrage alarm history: alarms that ended more than AGE ago, with their changes and edges "
+        "(what vitrage-persistor's expirer does with [persistency] alarm_history_ttl, 30d by default)",
+    )
     pr.add_argument(
         "--runs-older-than",
         metavar="AGE",
-        help="delete runs of the ledger (drainer_runs) started before this age, e.g. 90d; each queue's "
-        "newest successful run is kept",
+        help="delete runs of the ledger (drainer_runs) started before this age whose rows are all gone, "
+        "e.g. 90d; each queue's newest successful run is kept",
     )
     pr.add_argument("--chunk-size", type=int, default=10_000, help="rows per transaction (default 10000)")
     pr.add_argument("--dry-run", action="store_true", help="count, delete nothing")
@@ -126,12 +135,16 @@ def run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> 
     from drainer import prune
     from drainer.db.engine import Store
 
-    if args.before_id is None and args.older_than is None and args.runs_older_than is None:
-        raise ConfigError("prune needs --before-id, --older-than or --runs-older-than")
+    if all(getattr(args, a) is None for a in ("before_id", "older_than", "history_older_than", "runs_older_than")):
+        raise ConfigError("prune needs --before-id, --older-than, --history-older-than or --runs-older-than")
     settings = settings_from(args, env)
     store = Store.open(settings.require_db_url(), settings)
     try:
-        total = prune.prune(store, args.before_id, args.older_than, args.chunk_size, args.dry_run)
+        total = 0
+        if args.history_older_than:
+            total = prune.prune_history(store, args.history_older_than, args.chunk_size, args.dry_run)
+        elif args.before_id is not None or args.older_than is not None:
+            total = prune.prune(store, args.before_id, args.older_than, args.chunk_size, args.dry_run)
         runs = 0
         if args.runs_older_than:
             runs = prune.prune_runs(store, args.runs_older_than, args.chunk_size, args.dry_run)

@@ -10,7 +10,7 @@ from typing import Any
 
 from drainer.cli import helptext
 from drainer.cli.exits import Exit
-from drainer.cli.options import connections, settings_from
+from drainer.cli.options import connections, history_option, settings_from
 
 log = logging.getLogger("drainer.cli")
 
@@ -29,10 +29,16 @@ def register(sub: Any) -> None:
         "Reported as information, never as a finding: rows stored before the ledger existed,\n"
         "collector timestamps that go backwards in id order, and gaps in id (a failed batch\n"
         "leaves one). With --after-id N it checks the rows after N (a standby's replay window) and\n"
-        "the whole of any run reaching past N. It reads every id of that window once.",
+        "the whole of any run reaching past N. It reads every id of that window once.\n"
+        "\n"
+        "With --history vitrage (or DRAINER_HISTORY, or `history = vitrage` in the config file), also:\n"
+        "every row of Vitrage's alarms, edges and changes is what the stored notifications imply,\n"
+        "recomputed with the drain's own projection (a row missing, different or doubled is a\n"
+        "finding; rows from before the drainer, and ended alarms an expirer removed, information).",
         [
             "vitrage-drainer verify",
             "vitrage-drainer verify --after-id 41230 --json | jq '.findings[].message'",
+            "vitrage-drainer verify --history vitrage --config-file /etc/vitrage/vitrage.conf",
         ],
         [
             (0, "consistent"),
@@ -44,6 +50,7 @@ def register(sub: Any) -> None:
         ],
     )
     connections(p)
+    history_option(p)
     p.add_argument("--after-id", type=int, help="check the rows after this id (the snapshot's event_id)")
     p.add_argument("--json", action="store_true", help="one JSON object: consistent, findings, information, checked")
     p.set_defaults(handler=run)
@@ -52,9 +59,10 @@ def register(sub: Any) -> None:
 def render(report: dict[str, Any]) -> str:
     checked = report["checked"]
     window = f"after id {checked['after_id']}" if checked["after_id"] is not None else "all rows"
+    also = " and Vitrage's alarm history" if checked.get("history") else ""
     lines = [
         f"checked {checked['rows']} rows ({window}; ids {checked['first_id'] or '-'}..{checked['last_id'] or '-'}) "
-        f"against {checked['runs']} runs of the ledger"
+        f"against {checked['runs']} runs of the ledger{also}"
     ]
     for title, items in (("findings", report["findings"]), ("information", report["information"])):
         if items:
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     store = Store.open(settings.require_db_url(), settings)
     try:
         schema.check(store)
-        report = verify.verify(store, args.after_id)
+        report = verify.verify(store, args.after_id, settings.history)
     finally:
         store.dispose()
     print(json.dumps(report, default=str) if args.json else render(report))

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from drainer.db import runs
 from drainer.db.engine import Store, translated
+
+
+def history_outcomes() -> Any:
+    from drainer.db.history import build
+
+    return build().outcomes
 
 
 def prune(store: Store, before_id: int | None, older_than: datetime | None, chunk: int, dry_run: bool) -> Iterator[int]:
@@ -23,11 +30,15 @@ def prune(store: Store, before_id: int | None, older_than: datetime | None, chun
             with store.engine.connect() as conn:
                 yield conn.execute(select(func.count()).where(condition)).scalar_one()
             return
+        outcomes = history_outcomes()
         while True:
             with store.writer.begin() as conn:
-                ids = conn.execute(select(t.c.id).where(condition).order_by(t.c.id).limit(chunk)).scalars().all()
-                if not ids:
+                rows = conn.execute(select(t.c.id, t.c.message_id).where(condition).order_by(t.c.id).limit(chunk)).all()
+                if not rows:
                     return
+                ids = [r.id for r in rows]
                 conn.execute(delete(t).where(t.c.id.in_(ids)))
+                # An event's history outcome goes with it (the history rows themselves stay).
+                conn.execute(delete(outcomes).where(outcomes.c.message_id.in_([r.message_id for r in rows])))
                 runs.count_pruned(store, conn, ids)
-            yield len(ids)
+            yield len(rows)

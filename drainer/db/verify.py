@@ -73,3 +73,65 @@ def repeated_message_ids(store: Store, conn: Connection, after_id: int | None, l
     if after_id is not None:
         query = query.where(t.c.id > after_id)
     return [(str(m), int(n)) for m, n in conn.execute(query)]
+
+
+def history_applied(store: Store, conn: Connection, ht: Any) -> Iterator[tuple[int, str, str, str, datetime]]:
+    """(id, message_id, event_type, payload, recorded_at) of the stored alarm-history notifications
+    whose recorded outcome is `applied`, in id order (keyset pages)."""
+    from sqlalchemy import select
+
+    from drainer import history
+
+    events, outcomes = store.t.events, ht.outcomes
+    last = -1
+    while True:
+        rows = conn.execute(
+            select(events.c.id, events.c.message_id, events.c.event_type, events.c.payload, outcomes.c.recorded_at)
+            .select_from(events.join(outcomes, outcomes.c.message_id == events.c.message_id))
+            .where(events.c.id > last, events.c.event_type.in_(sorted(history.TYPES)))
+            .where(outcomes.c.outcome == history.APPLIED)
+            .order_by(events.c.id)
+            .limit(_PAGE)
+        ).all()
+        for row in rows:
+            at = row.recorded_at
+            yield (
+                row.id,
+                row.message_id,
+                row.event_type,
+                row.payload,
+                datetime.fromisoformat(at) if isinstance(at, str) else at,
+            )
+        if len(rows) < _PAGE:
+            return
+        last = rows[-1].id
+
+
+def history_unapplied(store: Store, conn: Connection, ht: Any) -> tuple[int, int]:
+    """(stored notifications recorded as not applied, stored notifications without an outcome)."""
+    from sqlalchemy import func, select
+
+    from drainer import history
+
+    events, outcomes = store.t.events, ht.outcomes
+    joined = events.outerjoin(outcomes, outcomes.c.message_id == events.c.message_id)
+    typed = events.c.event_type.in_(sorted(history.TYPES))
+    not_applied = conn.execute(
+        select(func.count()).select_from(joined).where(typed, outcomes.c.outcome == history.NOT_APPLIED)
+    ).scalar_one()
+    none = conn.execute(
+        select(func.count()).select_from(joined).where(typed, outcomes.c.message_id.is_(None))
+    ).scalar_one()
+    return int(not_applied), int(none)
+
+
+def history_rows(
+    conn: Connection, ht: Any
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]], list[dict[str, Any]]]:
+    """Vitrage's alarms (by vitrage_id), edges (by source and target) and changes, as they are."""
+    from sqlalchemy import select
+
+    alarms = {r["vitrage_id"]: dict(r) for r in conn.execute(select(ht.alarms)).mappings()}
+    edges = {(r["source_id"], r["target_id"]): dict(r) for r in conn.execute(select(ht.edges)).mappings()}
+    changes = [dict(r) for r in conn.execute(select(ht.changes)).mappings()]
+    return alarms, edges, changes
