@@ -78,7 +78,8 @@ def test_a_batch_whose_ledger_update_fails_commits_nothing(db):
         now = datetime(2026, 11, 25)
         event = Event("k1", now, "t", "p", "INFO", None, None, None, '{"a": 1}')
 
-        def record(conn, _stored, result):
+        def record(conn, written):
+            result = written.result
             counts = runs.BatchCounts(1, result.stored, 0, 0, 0, result.first_id, result.last_id)
             runs.record_batch(store, conn, "no-such-run", counts)
 

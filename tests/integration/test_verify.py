@@ -44,7 +44,14 @@ def test_a_drained_history_is_consistent_with_duplicates_rejections_and_backward
 
     assert code == 0 and report["consistent"] and report["findings"] == []
     assert set(checks(report, "information")) == {"predates_ledger", "timestamps_backwards"}
-    assert report["checked"] == {"after_id": None, "rows": 27, "first_id": 1, "last_id": 27, "runs": 2}
+    assert report["checked"] == {
+        "after_id": None,
+        "rows": 27,
+        "first_id": 1,
+        "last_id": 27,
+        "runs": 2,
+        "history": False,
+    }
     assert drainer("verify").stdout.strip().endswith("consistent")
 
 
@@ -108,10 +115,8 @@ def test_a_message_id_stored_twice_is_a_finding(rabbit, mysql_db):
     assert run_cli("drain", "--db-url", db.url, "--amqp-url", rabbit.url, "--queue", rabbit.queue).code == 0
     # A restore that lost the unique key, then a hand-made copy.
     db.execute("ALTER TABLE drainer_events DROP INDEX uq_drainer_events_message_id")
-    db.execute(
-        "INSERT INTO drainer_events SELECT 2, message_id, collector_timestamp, event_type, publisher_id,"
-        " priority, entity_type, entity_id, action, payload, stored_at FROM drainer_events WHERE id = 1"
-    )
+    columns = "message_id, collector_timestamp, event_type, payload, stored_at"
+    db.execute(f"INSERT INTO drainer_events (id, {columns}) SELECT 2, {columns} FROM drainer_events WHERE id = 1")
     db.execute("UPDATE drainer_runs SET stored = 2, last_id = 2")
     result = run_cli("verify", "--json", "--db-url", db.url)
     report = json.loads(result.stdout)

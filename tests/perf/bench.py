@@ -649,7 +649,8 @@ def ledger_in_process(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]
         lease = leases.Lease("bench.info", "bench:0:bench:0", 600)
         assert leases.acquire(store, lease.name, lease.holder, lease.ttl_s) is None
 
-        def record(conn: Any, _stored: Any, result: Any) -> None:
+        def record(conn: Any, written: Any) -> None:
+            result = written.result
             counts = runs.BatchCounts(1000, result.stored, 0, 0, 0, result.first_id, result.last_id)
             runs.record_batch(store, conn, "bench-ledger", counts)
 
