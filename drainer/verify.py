@@ -54,6 +54,11 @@ def clusters(runs: Sequence[dict[str, Any]]) -> list[Cluster]:
     return merged
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`1 row`, `2 rows`: the words of a finding match its figure."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def _finding(check: str, message: str, **details: Any) -> dict[str, Any]:
     return {"check": check, "message": message, **details}
 
@@ -180,7 +185,7 @@ def balance(walk: Walk) -> list[dict[str, Any]]:
         out.append(
             _finding(
                 "unaccounted_rows",
-                f"{walk.unaccounted_count} rows belong to no run of the ledger (e.g. ids "
+                f"{counted(walk.unaccounted_count, 'row')} belong to no run of the ledger (e.g. ids "
                 f"{', '.join(map(str, walk.unaccounted))}): written by something other than a drain, or by a run "
                 "whose ledger row was deleted",
                 count=walk.unaccounted_count,
@@ -197,7 +202,7 @@ def information(walk: Walk) -> list[dict[str, Any]]:
         out.append(
             _finding(
                 "predates_ledger",
-                f"{count} rows (ids {lo}..{hi}) predate the run ledger (stored before migration 003): "
+                f"{counted(count, 'row')} (ids {lo}..{hi}) predate the run ledger (stored before migration 003): "
                 "not checked against it",
                 count=count,
             )
@@ -207,7 +212,7 @@ def information(walk: Walk) -> list[dict[str, Any]]:
         out.append(
             _finding(
                 "timestamps_backwards",
-                f"collector_timestamp goes backwards {walk.backwards} times in id order (largest step back "
+                f"collector_timestamp goes backwards {counted(walk.backwards, 'time')} in id order (largest step back "
                 f"{step} at id {at}): a replay follows id order, which is queue order",
                 count=walk.backwards,
                 largest_step_s=step.total_seconds(),
@@ -218,7 +223,8 @@ def information(walk: Walk) -> list[dict[str, Any]]:
         out.append(
             _finding(
                 "id_gaps",
-                f"{walk.unused_ids} ids unused in {walk.gaps} gaps: a rolled-back or retried batch leaves one; "
+                f"{counted(walk.unused_ids, 'id')} unused in {counted(walk.gaps, 'gap')}: a rolled-back or retried "
+                "batch leaves one; "
                 "not an error",
                 gaps=walk.gaps,
                 unused=walk.unused_ids,
@@ -297,7 +303,7 @@ def _history(store: Store, conn: Any, ht: Any) -> tuple[list[dict[str, Any]], li
         information.append(
             _finding(
                 "history_not_applied",
-                f"{not_applied} stored notifications could not be applied to the history (what Vitrage's "
+                f"{counted(not_applied, 'stored notification')} could not be applied to the history (what Vitrage's "
                 "persistor would have lost; each reason is in drainer_history_outcomes)",
                 count=not_applied,
             )
@@ -306,7 +312,7 @@ def _history(store: Store, conn: Any, ht: Any) -> tuple[list[dict[str, Any]], li
         information.append(
             _finding(
                 "history_never_applied",
-                f"{no_outcome} stored notifications were never applied (stored before --history vitrage): "
+                f"{counted(no_outcome, 'stored notification')} never applied (stored before --history vitrage): "
                 "run `vitrage-drainer rebuild-history`",
                 count=no_outcome,
             )

@@ -230,7 +230,7 @@ def compare(
         findings.append(
             _finding(
                 "history_outcome_unexplained",
-                f"{len(expected.unexplained)} notifications are recorded as applied, but the stored notifications "
+                f"{len(expected.unexplained)} notification(s) recorded as applied, but the stored notifications "
                 f"before them do not allow it, e.g. {a.notification.message_id} (id {a.id}, "
                 f"{a.notification.event_type}): {reason}",
                 count=len(expected.unexplained),
