@@ -4,19 +4,19 @@ them, send them back."""
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import sys
 from collections.abc import Mapping
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer.cli import helptext
 from drainer.cli.exits import Exit
 from drainer.cli.options import Parser, connections, settings_from
 from drainer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 log = logging.getLogger("drainer.cli")
 
@@ -220,6 +220,8 @@ def run_show(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> i
         shown = _plain(row)
         shown["properties"] = json.loads(row["properties"]) if row["properties"] else None
         if args.json:
+            import base64
+
             shown["body_base64"] = base64.b64encode(row["body"]).decode("ascii") if row["body"] is not None else None
             print(json.dumps(shown))
         else:
@@ -237,7 +239,8 @@ def _body(path: str | None) -> bytes | None:
     if path == "-":
         return sys.stdin.buffer.read()
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            return handle.read()
     except OSError as exc:
         raise ConfigError(f"cannot read --body-file {path}: {exc.strerror}") from exc
 
