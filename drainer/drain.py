@@ -17,7 +17,7 @@ from drainer.db import lease as leases
 from drainer.db.batch import BatchHooks, WriteResult
 from drainer.db.engine import Store
 from drainer.db.lease import Lease
-from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
+from drainer.errors import BatchNotCommitted, BrokerError, BrokerUnavailable, Interrupted
 from drainer.holder import holder_id, holder_is_dead
 from drainer.model import Delivery, Event, Rejection, utcnow
 from drainer.signals import StopFlag, StopNow
@@ -89,7 +89,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
         if len(delivery.body) > max_bytes:
             oversize.append(delivery)
             continue
-        item = envelope.decode(delivery, now)
+        item = envelope.decode(delivery, now, max_bytes)
         if isinstance(item, Event):
             if item.message_id in origin:
                 duplicates += 1
@@ -140,9 +140,18 @@ class Drain:
                 # by the full ttl, so back-to-back batches need no extra round trip.
                 leases.renew(self.store, lease)
                 self._lease_extended = time.monotonic()
-            deliveries, remaining = self.broker.fetch_batch(
-                self.queue, self.settings.batch_size, self.settings.max_batch_bytes, defaults.FETCH_SECONDS, self.stop
-            )
+            try:
+                deliveries, remaining = self.broker.fetch_batch(
+                    self.queue,
+                    self.settings.batch_size,
+                    self.settings.max_batch_bytes,
+                    defaults.FETCH_SECONDS,
+                    self.stop,
+                )
+            except BrokerError as exc:  # what was fetched before the failure goes back to the queue
+                self.progress.fetched += exc.unacked
+                self.progress.returned += exc.unacked
+                raise
             if remaining is not None:
                 self.progress.queue_remaining = remaining
             if not deliveries:
@@ -213,6 +222,8 @@ class Drain:
     def _return(self, deliveries: list[Delivery]) -> None:
         self.broker.return_unacked()
         self.progress.returned += len(deliveries)
+        if self.progress.queue_remaining is not None:  # they are in the queue again
+            self.progress.queue_remaining += len(deliveries)
 
     def _count(self, batch: Batch, result: WriteResult) -> None:
         p = self.progress

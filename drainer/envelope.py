@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeGuard
 
+from drainer import compression
 from drainer.model import Delivery, Event, Rejection
 
 # Payload keys Vitrage's drivers stamp when they filter/enrich an event (older, then newer name).
@@ -141,11 +144,27 @@ def _text(value: Any, limit: int = 255) -> str | None:
     return text if len(text) <= limit else None
 
 
-def _to_event(delivery: Delivery, now: datetime) -> Event:
+def _plain_body(delivery: Delivery, max_bytes: int) -> bytes:
+    """The body as the producer wrote it before kombu compressed it (header `compression`)."""
+    headers = delivery.properties.get("headers")
+    method = headers.get(compression.HEADER) if isinstance(headers, dict) else None
+    if method is None:
+        return delivery.body
+    try:
+        return compression.decompress(delivery.body, method, max_bytes)
+    except compression.DecompressionError as exc:
+        raise _Undecodable(str(exc)) from None
+
+
+def _to_event(delivery: Delivery, now: datetime, max_bytes: int) -> Event:
+    if delivery.properties_error is not None:
+        # Nothing the producer set (message id, timestamp, compression) can be trusted.
+        raise _Undecodable(f"AMQP properties cannot be decoded: {delivery.properties_error}")
     if not delivery.body:
         raise _Undecodable("empty body")
+    body = _plain_body(delivery, max_bytes)
     try:
-        text = delivery.body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _Undecodable(f"body is not UTF-8: {exc}") from exc
     notification, payload = _unwrap(_loads(text, "body"))
@@ -165,9 +184,37 @@ def _to_event(delivery: Delivery, now: datetime) -> Event:
     )
 
 
-def properties_json(properties: dict[str, Any]) -> str:
-    """AMQP properties as JSON text; values JSON cannot hold become their repr."""
-    return json.dumps(properties, ensure_ascii=True, default=repr, sort_keys=True)
+RAW_PROPERTIES_KEY = "x-drainer-raw-properties"
+
+
+def _jsonable(value: Any) -> Any:
+    """A decoded AMQP field value as JSON can hold it: bytes as {"base64": ...}, a decimal and a
+    non-finite float as text; the exact bytes travel beside it (RAW_PROPERTIES_KEY)."""
+    if isinstance(value, dict):
+        return {
+            (k.decode("utf-8", "backslashreplace") if isinstance(k, bytes) else str(k)): _jsonable(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def properties_json(properties: dict[str, Any], raw: bytes = b"") -> str:
+    """AMQP properties as JSON text, with the received property bytes (base64) under
+    RAW_PROPERTIES_KEY: the values as read, and the bytes that hold each field type exactly."""
+    record = _jsonable(properties)
+    if raw:
+        record[RAW_PROPERTIES_KEY] = base64.b64encode(raw).decode("ascii")
+    return json.dumps(record, ensure_ascii=True, sort_keys=True, allow_nan=False)
 
 
 def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = True) -> Rejection:
@@ -188,15 +235,16 @@ def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = 
         body_sha256=digest,
         exchange=delivery.exchange,
         routing_key=delivery.routing_key,
-        properties=properties_json(delivery.properties),
+        properties=properties_json(delivery.properties, delivery.raw_properties),
         redelivered=delivery.redelivered,
         received_at=now,
     )
 
 
-def decode(delivery: Delivery, now: datetime) -> Event | Rejection:
-    """Decode one delivery; `now` (naive UTC) is the last-resort collector timestamp."""
+def decode(delivery: Delivery, now: datetime, max_bytes: int = 64 * 1024 * 1024) -> Event | Rejection:
+    """Decode one delivery; `now` (naive UTC) is the last-resort collector timestamp; a compressed
+    body may grow to `max_bytes` when decompressed, no further."""
     try:
-        return _to_event(delivery, now)
+        return _to_event(delivery, now, max_bytes)
     except _Undecodable as exc:
         return rejection(delivery, str(exc), now)

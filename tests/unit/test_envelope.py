@@ -331,10 +331,10 @@ def test_a_message_id_with_spaces_or_controls_falls_back_to_the_body_hash(key: s
     assert isinstance(item, Event) and item.message_id == sha256_key(body)
 
 
-def test_rejection_keeps_properties_json_cannot_hold_as_their_repr() -> None:
+def test_rejection_keeps_properties_json_cannot_hold_in_a_json_form() -> None:
     rejected = decoded_rejection(b"[]", headers={"raw": b"\x00\xff"}, delivery_mode=2)
 
-    assert json.loads(rejected.properties) == {"delivery_mode": 2, "headers": {"raw": repr(b"\x00\xff")}}
+    assert json.loads(rejected.properties) == {"delivery_mode": 2, "headers": {"raw": {"base64": "AP8="}}}
 
 
 def test_rejection_without_body_keeps_size_and_digest() -> None:
