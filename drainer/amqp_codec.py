@@ -37,7 +37,7 @@ PROPERTY_NAMES = (
     "cluster_id",
 )
 _SHORTSTR, _TABLE, _OCTET, _TIMESTAMP = "s", "F", "B", "T"
-_PROPERTY_KINDS = dict(zip(PROPERTY_NAMES, "ssFBBsssssTsss", strict=True))
+_PROPERTY_KINDS = dict(zip(PROPERTY_NAMES, "ssFBBssssTssss", strict=True))
 
 # Fixed-size numeric field types: struct format and size.
 _FIXED = {

@@ -136,7 +136,8 @@ class RawPublisher:
         self.buf = b""
         self.sock.sendall(b"AMQP\x00\x00\x09\x01")
         self._expect(10, 10)  # connection.start
-        login = b"\x00" + unquote(parts.username or "guest").encode() + b"\x00" + unquote(parts.password or "guest").encode()
+        user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
+        login = b"\x00" + user.encode() + b"\x00" + password.encode()
         self._method(0, 10, 11, table() + shortstr("PLAIN") + longstr(login) + shortstr("en_US"))
         tune = self._expect(10, 30)
         channel_max, frame_max, _ = struct.unpack(">HIH", tune[:8])
