@@ -137,6 +137,11 @@ def _tls_options(settings: Settings, url: str) -> Any:
         elif version:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+            log.warning(
+                "ssl_version without ssl_ca_file: the broker's certificate is not verified, as oslo.messaging "
+                "does with these settings; set ssl_ca_file to verify it",
+                extra={"event": "tls_unverified", "host": host},
+            )
         else:
             context.check_hostname = False
             context.load_default_certs(ssl.Purpose.SERVER_AUTH)
@@ -220,6 +225,15 @@ def _tls_failure(exc: BaseException, hosts: str) -> BrokerError | None:
     import ssl
 
     for cause in _causes(exc):
+        # pika sometimes keeps only the text of the SSLError (IncompatibleProtocolError's args).
+        text = str(cause)
+        if not isinstance(cause, ssl.SSLError) and "SSLError" in text:
+            refused = next((word for word in _CLIENT_CERT_REFUSED if word in text), None)
+            if refused is not None:
+                return BrokerCertificateRefused(
+                    f"the broker at {hosts} refused this client's TLS certificate ({refused}); "
+                    "check ssl_cert_file and ssl_key_file"
+                )
         if isinstance(cause, ssl.SSLCertVerificationError):
             return BrokerCertificateRefused(
                 f"the broker's TLS certificate at {hosts} was refused: {cause.verify_message} "

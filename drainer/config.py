@@ -214,7 +214,10 @@ def transport_url_to_amqp(url: str, ssl: bool | None = None) -> tuple[str, ...]:
 
 def tls_from_query(url: str) -> dict[str, Any]:
     """TLS settings a transport_url's query sets (`?ssl_ca_file=/etc/ssl/ca.pem`)."""
-    query = transport_query(url) if url.startswith(("rabbit://", "amqp://", "amqps://")) else {}
+    try:
+        query = transport_query(url) if url.startswith(("rabbit://", "amqp://", "amqps://")) else {}
+    except ValueError:
+        return {}  # validate() names the URL that does not parse
     return {field: query[name] for name, field in _TLS_OPTIONS.items() if name in query}
 
 
