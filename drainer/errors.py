@@ -57,6 +57,10 @@ class DatabaseAccessDenied(DatabaseError):
     """The database refused the credentials."""
 
 
+class DatabaseLocked(DatabaseError):
+    """A lock held by another session (not a drainer) outlasted the retry budget; nothing was taken."""
+
+
 class SchemaOutdated(DatabaseError):
     """The schema is behind the drainer's sql/ files: run `vitrage-drainer migrate`."""
 
