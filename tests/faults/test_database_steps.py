@@ -209,3 +209,23 @@ def test_a_run_that_cannot_reach_the_database_never_fetches_on_a_quorum_queue(ra
         assert result.code == 69 and result.summary["fetched"] == 0
     ((props, _body),) = rabbit.get_all(rabbit.queue)
     assert (props.headers or {}).get("x-delivery-count", 0) == 0  # never delivered before this read
+
+
+def test_the_broker_connection_lost_while_the_database_waits_is_75_not_a_crash(rabbit, migrated) -> None:
+    from tests.faults.support import table_locked, wait_blocked
+
+    rabbit.publish([oslo_v2({"seq": i}) for i in range(5)])
+    args = ("--heartbeat", "2", "--retry-seconds", "30", "--lock-wait-timeout", "5")
+    results: list = []
+    runner = threading.Thread(target=lambda: results.append(run_cli(*drain_args(rabbit, migrated, *args))))
+    with table_locked(migrated.url, "drainer_events"):
+        runner.start()
+        wait_blocked(migrated.url)
+        time.sleep(12)  # the lock's length is the scenario: heartbeats are missed meanwhile
+    runner.join(90)
+    (result,) = results
+    assert result.code == 75, result.stderr
+    assert result.summary["error"] == "batch_not_committed"
+    assert (result.summary["fetched"], result.summary["returned"], result.summary["stored"]) == (5, 5, 0)
+    assert migrated.rows("SELECT id FROM drainer_events") == []
+    wait_for(lambda: rabbit.depth() == 5, 30, "the batch back in the queue")
