@@ -64,6 +64,7 @@ class Batch:
     in_batch_duplicates: int
     oversize: list[Delivery]
     origin: dict[str, Delivery]  # event message_id -> its delivery, to set a refused row aside
+    row_sizes: dict[int, int] = field(default_factory=dict)  # tag -> row bytes, when the row (not the body) is over
 
 
 def new_run_id() -> str:
@@ -78,12 +79,19 @@ def effective_max_bytes(settings: Settings, max_packet: int | None) -> int:
 
 
 def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> Batch:
-    """Decode every delivery; keep the first of in-batch duplicates; set oversize ones apart."""
+    """Decode every delivery; keep the first of in-batch duplicates; set oversize ones apart.
+
+    Oversize means the body, or the row it becomes (the payload is re-serialised: `1e15` grows
+    to `1000000000000000.0`), is larger than `max_bytes`. A message id seen twice with different
+    content is a different message: the second is set aside, not counted as a duplicate.
+    """
     events: list[Event] = []
     rejections: list[Rejection] = []
     oversize: list[Delivery] = []
     origin: dict[str, Delivery] = {}
+    first: dict[str, Event] = {}
     rejected_keys: set[str] = set()
+    row_sizes: dict[int, int] = {}
     duplicates = 0
     for delivery in deliveries:
         if len(delivery.body) > max_bytes:
@@ -91,17 +99,29 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
             continue
         item = envelope.decode(delivery, now, max_bytes)
         if isinstance(item, Event):
-            if item.message_id in origin:
+            size = envelope.row_size(item)
+            if size > max_bytes:
+                row_sizes[delivery.tag] = size
+                oversize.append(delivery)
+                continue
+            seen = first.get(item.message_id)
+            if seen is None:
+                first[item.message_id] = item
+                origin[item.message_id] = delivery
+                events.append(item)
+                continue
+            if seen == item:
                 duplicates += 1
                 continue
-            origin[item.message_id] = delivery
-            events.append(item)
-        elif item.dedupe_key in rejected_keys:
+            item = envelope.rejection(
+                delivery, f"message_id {item.message_id!r} appears twice in the batch with different content", now
+            )
+        if item.dedupe_key in rejected_keys:
             duplicates += 1
         else:
             rejected_keys.add(item.dedupe_key)
             rejections.append(item)
-    return Batch(deliveries, events, rejections, duplicates, oversize, origin)
+    return Batch(deliveries, events, rejections, duplicates, oversize, origin, row_sizes)
 
 
 class Drain:
@@ -168,7 +188,7 @@ class Drain:
         p.fetched += len(deliveries)
         try:
             batch = decode_batch(deliveries, self.max_bytes, utcnow())
-            parked = self._park_oversize(batch.oversize)
+            parked = self._park_oversize(batch.oversize, batch.row_sizes)
             hooks = BatchHooks(
                 keepalive=self.broker.keepalive,
                 before_commit=self._still_ackable,
@@ -198,12 +218,14 @@ class Drain:
             # The broker already requeued the deliveries; committing would only make duplicates.
             raise BatchNotCommitted(f"batch not committed: {exc}") from exc
 
-    def _park_oversize(self, oversize: list[Delivery]) -> list[Rejection]:
+    def _park_oversize(self, oversize: list[Delivery], row_sizes: dict[int, int]) -> list[Rejection]:
         parked: list[Rejection] = []
         keys: set[str] = set()
         target = self.settings.oversize_queue_name
         for delivery in oversize:
-            reason = f"oversize: {len(delivery.body)} bytes > {self.max_bytes}; moved byte-exact to queue {target!r}"
+            size = row_sizes.get(delivery.tag)
+            what = f"its row would be {size} bytes" if size else f"{len(delivery.body)} bytes"
+            reason = f"oversize: {what} > {self.max_bytes}; moved byte-exact to queue {target!r}"
             record = envelope.rejection(delivery, reason, utcnow(), keep_body=False)
             if record.dedupe_key in keys:  # the same message twice in this batch: one copy is enough
                 self.progress.duplicates += 1

@@ -112,11 +112,45 @@ def _usable_key(candidate: object) -> TypeGuard[str]:
     )
 
 
+# The width, in characters, of each `drainer_events` column filled from message data (sql/*/):
+# a value that does not fit sets the message aside, it is never cut or left out.
+COLUMN_WIDTHS = {
+    "message_id": 255,
+    "event_type": 255,
+    "publisher_id": 255,
+    "priority": 32,
+    "entity_type": 255,
+    "entity_id": 255,
+    "action": 64,
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(str(value))} characters)"
+
+
 def dedupe_key(notification: dict[str, Any], properties: dict[str, Any], body: bytes) -> str:
-    """oslo message_id, else the AMQP message_id property, else the SHA-256 of the body."""
-    for candidate in (notification.get("message_id"), properties.get("message_id")):
+    """oslo message_id, else the AMQP message_id property, else "sha256:" + the body's SHA-256.
+
+    A message id the producer set (an integer becomes its digits) that cannot be a key (longer
+    than the column, not printable ASCII, surrounding spaces) raises ValueError naming it: the
+    message is set aside rather than stored under a key that loses the producer's id.
+    """
+    for what, candidate in (
+        ("oslo message_id", notification.get("message_id")),
+        ("AMQP message_id", properties.get("message_id")),
+    ):
+        if candidate is None or candidate == "":
+            continue
+        if isinstance(candidate, int) and not isinstance(candidate, bool):
+            candidate = str(candidate)
         if _usable_key(candidate):
             return candidate
+        raise _Undecodable(
+            f"{what} {_shown(candidate)} cannot be the key: the message_id column holds 1 to "
+            f"{COLUMN_WIDTHS['message_id']} printable ASCII characters without surrounding spaces"
+        )
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -137,11 +171,23 @@ def _unwrap(document: Any) -> tuple[dict[str, Any], Any]:
     return {}, document
 
 
-def _text(value: Any, limit: int = 255) -> str | None:
-    if value is None or isinstance(value, dict | list):
+def _column(name: str, value: Any) -> str | None:
+    """The text a column keeps, or _Undecodable when the value does not fit it."""
+    if value is None:
         return None
-    text = str(value)
-    return text if len(text) <= limit else None
+    if isinstance(value, dict | list):
+        raise _Undecodable(f"{name} is a JSON {type(value).__name__}, which the {name} column cannot hold")
+    text = value if isinstance(value, str) else _ENCODER.encode(value)
+    if len(text) > COLUMN_WIDTHS[name]:
+        raise _Undecodable(f"{name} is {len(text)} characters long; the {name} column holds {COLUMN_WIDTHS[name]}")
+    return text
+
+
+def row_size(event: Event) -> int:
+    """About the bytes an event's row takes in the INSERT (UTF-8, before escaping)."""
+    texts = [event.message_id, event.event_type, event.publisher_id, event.priority, event.entity_type]
+    texts += [event.entity_id, event.action]
+    return len(event.payload.encode("utf-8")) + sum(len(t.encode("utf-8")) for t in texts if t) + 64
 
 
 def _plain_body(delivery: Delivery, max_bytes: int) -> bytes:
@@ -174,12 +220,12 @@ def _to_event(delivery: Delivery, now: datetime, max_bytes: int) -> Event:
     return Event(
         message_id=dedupe_key(notification, props, delivery.body),
         collector_timestamp=collector_timestamp(payload, notification, props, now),
-        event_type=_text(notification.get("event_type") or payload.get("vitrage_entity_type")),
-        publisher_id=_text(notification.get("publisher_id")),
-        priority=_text(notification.get("priority"), 32),
-        entity_type=_text(payload.get("vitrage_entity_type")),
-        entity_id=_text(payload.get("vitrage_id") or payload.get("id")),
-        action=_text(payload.get("vitrage_datasource_action"), 64),
+        event_type=_column("event_type", notification.get("event_type") or payload.get("vitrage_entity_type")),
+        publisher_id=_column("publisher_id", notification.get("publisher_id")),
+        priority=_column("priority", notification.get("priority")),
+        entity_type=_column("entity_type", payload.get("vitrage_entity_type")),
+        entity_id=_column("entity_id", payload.get("vitrage_id") or payload.get("id")),
+        action=_column("action", payload.get("vitrage_datasource_action")),
         payload=_dumps(payload),
     )
 

@@ -228,3 +228,41 @@ def test_a_decompression_bomb_is_rejected_not_expanded(rabbit: Rabbit, mysql_db:
     assert result.code == 0 and result.summary["rejected"] == 1, result.stderr
     (row,) = mysql_db.rows("SELECT body, reason FROM drainer_rejected_messages")
     assert row.body == bomb and "exceeds" in row.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("event_type", "e" * 300), ("publisher_id", "p" * 300), ("message_id", "m" * 300), ("priority", "P" * 40)],
+)
+def test_an_envelope_value_wider_than_its_column_is_set_aside_not_nulled(
+    field: str, value: str, rabbit: Rabbit, mysql_db: Database, drain
+) -> None:
+    inner = {"message_id": "m-1", "publisher_id": "datasources.events", "event_type": "nova.instance"}
+    inner |= {"priority": "INFO", "payload": {"seq": 1}, field: value}
+    body = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)}).encode()
+    rabbit.publish([body, oslo_v2({"seq": 2})])
+
+    result = drain()
+
+    assert result.code == 0 and (result.summary["stored"], result.summary["rejected"]) == (1, 1), result.stderr
+    (row,) = mysql_db.rows("SELECT body, reason FROM drainer_rejected_messages")
+    assert row.body == body and field in row.reason
+    assert [json.loads(r.payload) for r in mysql_db.rows("SELECT payload FROM drainer_events")] == [{"seq": 2}]
+
+
+def test_a_body_under_the_limit_whose_row_is_over_it_is_parked_and_its_neighbour_stored(
+    rabbit: Rabbit, mysql_db: Database, drain
+) -> None:
+    count = 7_300_000 // 5
+    body = b'{"v":[' + b",".join([b"1e15"] * count) + b"]}"  # 7.3 MB; stored as 1000000000000000.0: 27 MB
+    rabbit.publish([body, oslo_v2({"seq": 2})])
+
+    result = drain("--max-message-bytes", "8388608")
+
+    assert result.code == 0, result.stderr
+    assert (result.summary["oversize"], result.summary["stored"]) == (1, 1)
+    assert [json.loads(r.payload) for r in mysql_db.rows("SELECT payload FROM drainer_events")] == [{"seq": 2}]
+    (reason,) = mysql_db.rows("SELECT reason FROM drainer_rejected_messages")
+    assert "its row would be" in reason.reason
+    (parked,) = fetch_faithfully(rabbit.queue + ".oversize")
+    assert parked.body == body
