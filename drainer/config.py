@@ -77,6 +77,9 @@ class Settings:
             raise ConfigError("metrics need prometheus-client: pip install 'vitrage-drainer[metrics]'")
         if not self.amqp_urls:
             raise ConfigError("no AMQP URL: give --amqp-url or DRAINER_AMQP_URL")
+        for name, value in (("database URL", self.db_url or ""), *(("AMQP URL", u) for u in self.amqp_urls)):
+            if not value.isprintable():
+                raise ConfigError(f"{name} {shown(value)} contains control characters")
         for url in self.amqp_urls:
             try:
                 parts = urlsplit(url)

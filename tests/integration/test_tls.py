@@ -144,3 +144,14 @@ def test_status_reads_the_queue_over_tls_too(ca, queue_and_db, tmp_path: Path) -
         conf = vitrage_conf(tmp_path, proxy, f"ssl = true\nssl_ca_file = {ca_file}")
         result = run_cli("status", "--json", "--config-file", conf, "--db-url", db.url, "--queue", rabbit.queue)
     assert result.code == 0 and json.loads(result.stdout)["queue_depth"] == 3, result.stderr
+
+
+def test_an_amqps_url_with_the_tls_flags_drains_over_tls(ca, queue_and_db, tmp_path: Path) -> None:
+    rabbit, db = queue_and_db
+    ca_file = pem(tmp_path, "ca.pem", ca.cert_pem)
+    with tls_proxy(server_context(ca)) as proxy:
+        url = f"amqps://guest:guest@localhost:{proxy.port}/%2F"
+        args = ("--amqp-url", url, "--amqp-ssl-ca-file", ca_file, "--queue", rabbit.queue, "--db-url", db.url)
+        result = run_cli("drain", *args)
+    assert result.code == 0 and result.summary["stored"] == 3, result.stderr
+    assert proxy.handshakes >= 1

@@ -72,3 +72,24 @@ def test_a_malformed_transport_url_in_the_config_file_is_never_printed(url: str,
     conf.write_text(f"[DEFAULT]\ntransport_url = {url}\n")
     db = f"sqlite:///{tmp_path / 'x.sqlite'}"
     assert_no_secret(run_cli("drain", "--config-file", str(conf), "--db-url", db, *FAST), AMQP_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--amqp-ssl-version", "TLSv1_3"], {}, "'TLSv1_3'"),
+        (["--amqp-ssl-ca-file", "/no/such/ca.pem"], {}, "'/no/such/ca.pem'"),
+        ([], {"DRAINER_BATCH_SIZE": "ten"}, "'ten'"),
+        ([], {"DRAINER_HEARTBEAT": "0"}, "heartbeat"),
+        (["--amqp-url", f"amqp://guest:{AMQP_PASSWORD}@127.0.0.1:99999/"], {}, "amqp://guest:***@127.0.0.1:99999/"),
+        (["--amqp-url", "amqp://127.0.0.1/\x1b[2J"], {}, "\\x1b[2J"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_exits_2_naming_it(
+    args: list[str], env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    result = run_cli("drain", "--db-url", db, *args, *FAST, env=env)
+    assert result.code == 2, result.stderr
+    assert named in result.summary.get("detail", "") + result.summary.get("message", "")
+    assert AMQP_PASSWORD not in result.stderr and "\x1b" not in result.stderr
