@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 
@@ -99,6 +98,8 @@ def decode_value(buf: bytes, offset: int) -> tuple[Any, int]:
         raw = bytes(buf[offset : offset + length])
         return (_text(raw) if kind == "S" else raw), offset + length
     if kind == "D":
+        from decimal import Decimal  # rare in headers: not paid on every cron tick
+
         _need(buf, offset, 5, "decimal")
         scale, unscaled = _DECIMAL.unpack_from(buf, offset)
         return Decimal(unscaled).scaleb(-scale), offset + 5

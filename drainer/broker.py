@@ -3,7 +3,6 @@ depth. Every exception a pika call can raise is translated here, into the draine
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import signal
@@ -537,6 +536,8 @@ def parked_properties(delivery: Delivery, reason: str, digest: str) -> bytes:
     header keeps its field type), expiration and user_id moved to headers, persistent, plus
     `x-drainer-*` and `x-original-*` headers. Properties that could not be decoded travel as
     `x-drainer-raw-properties` (base64 of the received bytes)."""
+    import base64
+
     added: dict[str, str | bytes] = {
         "x-drainer-reason": reason,
         "x-drainer-sha256": digest,

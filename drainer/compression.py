@@ -10,9 +10,6 @@ written by `zlib.compress`, so a zlib stream, not a gzip file), `application/x-b
 
 from __future__ import annotations
 
-import bz2
-import lzma
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -47,17 +44,33 @@ def _stream(decompressor: Any, data: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
+# The codecs are imported when a compressed body arrives, not on every cron tick.
 def _zlib(data: bytes, limit: int) -> bytes:
+    import zlib
+
     # 32 + MAX_WBITS accepts a zlib stream (kombu) and a gzip file (other producers) alike.
-    return _stream(zlib.decompressobj(32 + zlib.MAX_WBITS), data, limit)
+    try:
+        return _stream(zlib.decompressobj(32 + zlib.MAX_WBITS), data, limit)
+    except zlib.error as exc:
+        raise DecompressionError(str(exc)) from exc
 
 
 def _bz2(data: bytes, limit: int) -> bytes:
-    return _stream(bz2.BZ2Decompressor(), data, limit)
+    import bz2
+
+    try:
+        return _stream(bz2.BZ2Decompressor(), data, limit)
+    except (OSError, EOFError) as exc:
+        raise DecompressionError(str(exc)) from exc
 
 
 def _lzma(data: bytes, limit: int) -> bytes:
-    return _stream(lzma.LZMADecompressor(), data, limit)  # FORMAT_AUTO: .xz and .lzma
+    import lzma
+
+    try:
+        return _stream(lzma.LZMADecompressor(), data, limit)  # FORMAT_AUTO: .xz and .lzma
+    except (lzma.LZMAError, EOFError) as exc:
+        raise DecompressionError(str(exc)) from exc
 
 
 def _zstd(data: bytes, limit: int) -> bytes:
@@ -116,7 +129,5 @@ def decompress(body: bytes, method: Any, limit: int) -> bytes:
         raise DecompressionError(f"body compressed with {name!r}, which kombu does not define")
     try:
         return decoder(body, limit)
-    except DecompressionError as exc:
+    except (DecompressionError, ValueError) as exc:
         raise DecompressionError(f"body compressed with {name!r} cannot be decompressed: {exc}") from None
-    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-        raise DecompressionError(f"body compressed with {name!r} cannot be decompressed: {exc}") from exc

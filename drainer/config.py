@@ -226,11 +226,11 @@ def tls_from_query(url: str) -> dict[str, Any]:
 
 def read_config_files(paths: Iterable[str]) -> dict[str, Any]:
     """Settings found in vitrage.conf-style files, read as oslo.config reads them (vitrage_conf)."""
-    from drainer import vitrage_conf
-
     paths = list(paths)
     if not paths:
         return {}
+    from drainer import vitrage_conf
+
     conf = vitrage_conf.read(paths)
     found: dict[str, Any] = {}
     # Vitrage notifies through oslo.messaging's notification transport: its own transport_url

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, TypeGuard
 
 from drainer import compression
@@ -244,8 +242,10 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, bytes):
+        import base64
+
         return {"base64": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, Decimal):
+    if type(value).__name__ == "Decimal":  # AMQP decimal (decimal imported only when one arrives)
         return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
@@ -257,6 +257,8 @@ def _jsonable(value: Any) -> Any:
 def properties_json(properties: dict[str, Any], raw: bytes = b"") -> str:
     """AMQP properties as JSON text, with the received property bytes (base64) under
     RAW_PROPERTIES_KEY: the values as read, and the bytes that hold each field type exactly."""
+    import base64
+
     record = _jsonable(properties)
     if raw:
         record[RAW_PROPERTIES_KEY] = base64.b64encode(raw).decode("ascii")
