@@ -95,6 +95,8 @@ def test_a_broker_certificate_the_configuration_does_not_trust_is_refused_with_7
     assert result.code == 77, result.stderr
     assert result.summary["error"] == "broker_certificate_refused" and result.summary["fetched"] == 0
     assert "TLS certificate" in result.summary["detail"] and "\n" not in result.summary["detail"]
+    errors = [r for r in result.records if r["level"] in ("ERROR", "CRITICAL")]
+    assert [r["logger"] for r in errors] == ["drainer.cli"]  # one record: pika's tracebacks stay quiet
     assert rabbit.depth() == 3
 
 
