@@ -16,6 +16,7 @@ from drainer import defaults
 from drainer.errors import ConfigError
 
 _ENV_PREFIX = "DRAINER_"
+HISTORY_CHOICES = (None, "vitrage")  # None: off
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Settings:
     metrics_file: str | None = None
     pushgateway: str | None = None
     progress: bool | None = None  # None: show a bar only on a TTY
+    history: str | None = None  # "vitrage": also apply alarm-history notifications to Vitrage's tables
     # TLS for amqps:// URLs, as [oslo_messaging_rabbit] ssl_* mean it (see broker._tls_options).
     amqp_ssl_ca_file: str | None = None
     amqp_ssl_cert_file: str | None = None
@@ -71,8 +73,13 @@ class Settings:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1 second")
         if self.max_message_bytes < 1024 or self.max_batch_bytes < 1024:
             raise ConfigError("max message bytes and max batch bytes must be at least 1024")
+        if self.history not in HISTORY_CHOICES:
+            choices = ", ".join(c or "off" for c in HISTORY_CHOICES)
+            raise ConfigError(f"history must be one of {choices}, got {self.history!r}")
         if self.log_format not in ("json", "text"):
             raise ConfigError("log format must be json or text")
+        if self.history == "vitrage" and importlib.util.find_spec("dateutil") is None:
+            raise ConfigError("--history vitrage needs python-dateutil: pip install 'vitrage-drainer[history]'")
         if (self.metrics_file or self.pushgateway) and importlib.util.find_spec("prometheus_client") is None:
             raise ConfigError("metrics need prometheus-client: pip install 'vitrage-drainer[metrics]'")
         if not self.amqp_urls:
@@ -250,7 +257,19 @@ def read_config_files(paths: Iterable[str]) -> dict[str, Any]:
     if not topic:
         raise ConfigError("[persistency] persistor_topic is empty in the config file")
     found["topic"] = topic
+    found.update(_drainer_section(conf))
     return found
+
+
+def _drainer_section(conf: Any) -> dict[str, Any]:
+    """A `[drainer]` section sets any option by its flag name (`batch_size = 500`, `history = vitrage`);
+    read like the rest of the file (vitrage_conf: substitutions, last value wins)."""
+    own = conf.section("drainer")
+    names = {f.name for f in fields(Settings)} - {"amqp_urls", "db_url"}
+    unknown = sorted(set(own) - names)
+    if unknown:
+        raise ConfigError(f"[drainer] has unknown options: {', '.join(unknown)}")
+    return {name: _coerce(f"[drainer] {name}", value, _TYPES.get(name, str)) for name, value in own.items()}
 
 
 def _read_secret_file(path: str, what: str) -> str:
@@ -349,6 +368,8 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         merged.update(tls_from_query(given["amqp_url"]))
     names = {f.name for f in fields(Settings)}
     merged.update({k: v for k, v in given.items() if k in names})
+    if isinstance(merged.get("history"), str) and merged["history"].strip().lower() in ("off", "none", ""):
+        merged["history"] = None
     settings = Settings(**merged)
     settings.validate()
     return settings

@@ -120,6 +120,8 @@ COLUMN_WIDTHS = {
     "entity_type": 255,
     "entity_id": 255,
     "action": 64,
+    "entity_category": 64,
+    "related_id": 255,
 }
 
 
@@ -184,7 +186,7 @@ def _column(name: str, value: Any) -> str | None:
 def row_size(event: Event) -> int:
     """About the bytes an event's row takes in the INSERT (UTF-8, before escaping)."""
     texts = [event.message_id, event.event_type, event.publisher_id, event.priority, event.entity_type]
-    texts += [event.entity_id, event.action]
+    texts += [event.entity_id, event.action, event.entity_category, event.related_id]
     return len(event.payload.encode("utf-8")) + sum(len(t.encode("utf-8")) for t in texts if t) + 64
 
 
@@ -215,17 +217,42 @@ def _to_event(delivery: Delivery, now: datetime, max_bytes: int) -> Event:
     if not isinstance(payload, dict):
         raise _Undecodable(f"payload is {type(payload).__name__}, not an object")
     props = delivery.properties
+    event_type = notification.get("event_type")
     return Event(
         message_id=dedupe_key(notification, props, delivery.body),
         collector_timestamp=collector_timestamp(payload, notification, props, now),
-        event_type=_column("event_type", notification.get("event_type") or payload.get("vitrage_entity_type")),
+        event_type=_column("event_type", event_type or payload.get("vitrage_entity_type")),
         publisher_id=_column("publisher_id", notification.get("publisher_id")),
         priority=_column("priority", notification.get("priority")),
-        entity_type=_column("entity_type", payload.get("vitrage_entity_type")),
-        entity_id=_column("entity_id", payload.get("vitrage_id") or payload.get("id")),
-        action=_column("action", payload.get("vitrage_datasource_action")),
+        entity_type=_column("entity_type", _first(payload, ENTITY_TYPE_KEYS)),
+        entity_id=_column("entity_id", _first(payload, ENTITY_ID_KEYS)),
+        action=_column("action", payload.get("vitrage_datasource_action") or _vitrage_verb(event_type)),
         payload=_dumps(payload),
+        entity_category=_column("entity_category", payload.get("vitrage_category")),
+        related_id=_column("related_id", payload.get("target_id")),
     )
+
+
+# Queens datasource events name the entity vitrage_entity_type/id; vitrage-graph's alarm
+# notifications carry the vertex's vitrage_type/vitrage_id, its edge notifications
+# relationship_type/source_id/target_id.
+ENTITY_TYPE_KEYS = ("vitrage_entity_type", "vitrage_type", "relationship_type")
+ENTITY_ID_KEYS = ("vitrage_id", "id", "source_id")
+
+
+def _first(payload: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = payload.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _vitrage_verb(event_type: Any) -> str | None:
+    """`vitrage.alarm.activate` -> `activate`: the action of vitrage-graph's notifications."""
+    if isinstance(event_type, str) and event_type.startswith("vitrage."):
+        return event_type.rpartition(".")[2]
+    return None
 
 
 RAW_PROPERTIES_KEY = "x-drainer-raw-properties"

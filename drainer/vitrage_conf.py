@@ -168,6 +168,11 @@ class Conf:
 
         return _Template.pattern.sub(lookup, value)
 
+    def section(self, group: str) -> dict[str, str]:
+        """Every key of a section (not an option the drainer registers) -> its last value, substituted."""
+        keys = self.sections.get(_section_name(group), {})
+        return {key: self._substitute(values[-1], group) for key, values in keys.items()}
+
     def get(self, group: str, name: str) -> Any:
         """The value of one of OPTIONS: substituted, typed, or its default when not set."""
         option = _BY_NAME[(group, name)]

@@ -10,7 +10,7 @@ from typing import Any
 
 from drainer import defaults
 from drainer.cli.exits import Exit, exit_code_for
-from drainer.cli.options import connections, settings_from
+from drainer.cli.options import connections, history_option, settings_from
 from drainer.errors import DrainerError
 
 log = logging.getLogger("drainer.cli")
@@ -19,6 +19,7 @@ log = logging.getLogger("drainer.cli")
 def register(sub: Any) -> None:
     d = sub.add_parser("drain", help="store up to N messages in one transaction, ack after commit")
     connections(d)
+    history_option(d)
     d.add_argument(
         "--batch-size",
         type=int,

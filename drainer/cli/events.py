@@ -29,6 +29,12 @@ def register(sub: Any) -> None:
     which = pr.add_mutually_exclusive_group(required=True)
     which.add_argument("--before-id", type=int, help="delete events with id < ID (Vitrage's expirer rule)")
     which.add_argument("--older-than", metavar="AGE", help="delete events whose collector_timestamp is older, e.g. 30d")
+    which.add_argument(
+        "--history-older-than",
+        metavar="AGE",
+        help="delete Vitrage alarm history: alarms that ended more than AGE ago, with their changes and edges "
+        "(what vitrage-persistor's expirer does with [persistency] alarm_history_ttl, 30d by default)",
+    )
     pr.add_argument("--chunk-size", type=int, default=10_000, help="rows per transaction (default 10000)")
     pr.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     pr.set_defaults(handler=run_prune)
@@ -69,7 +75,10 @@ def run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> 
     settings = settings_from(args, env)
     store = Store.open(settings.require_db_url(), settings)
     try:
-        total = prune.prune(store, args.before_id, args.older_than, args.chunk_size, args.dry_run)
+        if args.history_older_than:
+            total = prune.prune_history(store, args.history_older_than, args.chunk_size, args.dry_run)
+        else:
+            total = prune.prune(store, args.before_id, args.older_than, args.chunk_size, args.dry_run)
     finally:
         store.dispose()
     key = "would_delete" if args.dry_run else "deleted"

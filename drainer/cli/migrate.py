@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from drainer.cli.exits import Exit
-from drainer.cli.options import connections, settings_from
+from drainer.cli.options import connections, history_option, settings_from
 
 log = logging.getLogger("drainer.cli")
 
@@ -16,6 +16,7 @@ log = logging.getLogger("drainer.cli")
 def register(sub: Any) -> None:
     m = sub.add_parser("migrate", help="create or upgrade the schema from sql/<dialect>/*.sql")
     connections(m)
+    history_option(m)
     m.set_defaults(handler=run)
 
 
@@ -26,8 +27,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     settings = settings_from(args, env)
     store = Store.open(settings.require_db_url(), settings)
     try:
-        applied = schema.migrate(store)
-        version = schema.check(store)
+        applied = schema.migrate(store, settings.history)
+        version = schema.check(store, settings.history)
     finally:
         store.dispose()
     log.info("schema up to date", extra={"event": "migrate", "applied": applied, "version": version, "exit_code": 0})

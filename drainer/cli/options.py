@@ -88,3 +88,14 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     settings = resolve(flags, env)
     logs.add_secrets(secrets_of(settings), (*settings.amqp_urls, settings.db_url or ""))
     return settings
+
+
+def history_option(parser: argparse.ArgumentParser) -> None:
+    """`--history vitrage|off`: apply vitrage-graph's alarm-history notifications to Vitrage's tables."""
+    parser.add_argument(
+        "--history",
+        choices=("vitrage", "off"),
+        help="vitrage: also apply vitrage.alarm.* and vitrage.causal_relationship.* notifications to "
+        "Vitrage's alarms/edges/changes, as vitrage-persistor does (stop vitrage-persistor first); "
+        "env DRAINER_HISTORY; default off",
+    )

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from drainer.db.engine import Store, step
+
+
+def history_outcomes() -> Any:
+    from drainer.db.history import build
+
+    return build().outcomes
 
 
 def prune(store: Store, before_id: int | None, older_than: datetime | None, chunk: int, dry_run: bool) -> Iterator[int]:
@@ -25,13 +32,16 @@ def prune(store: Store, before_id: int | None, older_than: datetime | None, chun
 
         yield step(store, "counting events to prune", count)
         return
+    outcomes = history_outcomes()
 
     def delete_chunk() -> int:
         with store.writer.begin() as conn:
-            ids = conn.execute(select(t.c.id).where(condition).order_by(t.c.id).limit(chunk)).scalars().all()
-            if ids:
-                conn.execute(delete(t).where(t.c.id.in_(ids)))
-        return len(ids)
+            rows = conn.execute(select(t.c.id, t.c.message_id).where(condition).order_by(t.c.id).limit(chunk)).all()
+            if rows:
+                conn.execute(delete(t).where(t.c.id.in_([r.id for r in rows])))
+                # An event's history outcome goes with it (the history rows themselves stay).
+                conn.execute(delete(outcomes).where(outcomes.c.message_id.in_([r.message_id for r in rows])))
+        return len(rows)
 
     while deleted := step(store, "pruning events", delete_chunk):
         yield deleted
