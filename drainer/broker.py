@@ -1,26 +1,32 @@
-"""The only module that talks to pika: connect (with failover), get, ack, nack, publish, depth."""
+"""The only module that talks to pika: connect (with failover and TLS), get, ack, nack, publish,
+depth. Every exception a pika call can raise is translated here, into the drainer's own errors."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import signal
+import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from drainer import retry
+from drainer import amqp_codec, retry
 from drainer.config import Settings, mask_url
 from drainer.errors import (
     AckFailed,
     BatchNotCommitted,
     BrokerAccessDenied,
+    BrokerCertificateRefused,
     BrokerError,
+    BrokerRefused,
     BrokerUnavailable,
     ConfigError,
+    OversizeQueueFull,
     PublishNotConfirmed,
     QueueNotFound,
+    QueueNotSupported,
 )
 from drainer.model import Delivery
 
@@ -30,34 +36,120 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PROPERTY_NAMES = (
-    "content_type",
-    "content_encoding",
-    "headers",
-    "delivery_mode",
-    "priority",
-    "correlation_id",
-    "reply_to",
-    "expiration",
-    "message_id",
-    "timestamp",
-    "type",
-    "user_id",
-    "app_id",
-    "cluster_id",
-)
-
-
 # Properties that name a kind of message, not one message: the same text on every delivery.
 _REPEATED_PROPERTIES = frozenset({"content_type", "content_encoding", "type", "user_id", "app_id", "cluster_id"})
+
+# Reply codes (AMQP 0-9-1 section 1.9) that mean the broker went away, not that it refused something.
+_GONE_CODES = frozenset({320, 501, 504, 505, 541})
+
+
+def _lost_errors() -> tuple[type[BaseException], ...]:
+    """What a pika call raises when the connection or channel is gone under it: its own exception
+    classes, and the ValueError ("Timeout closed before call") and AssertionError it raises from
+    a closed connection's timers and callbacks."""
+    import pika.exceptions as pe
+
+    return (pe.AMQPError, pe.ChannelError, pe.ReentrancyError, ValueError, AssertionError, OSError)
+
+
+def _connection_lost(exc: BaseException) -> BrokerError:
+    return BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}")
+
+
+def _received_properties(raw: bytes) -> Any:
+    """A pika BasicProperties holding amqp_codec's faithful decoding of `raw` (so pika's own
+    isinstance checks still hold), with the bytes and any decoding error attached."""
+    import pika
+
+    props = pika.BasicProperties()
+    try:
+        values = amqp_codec.decode_properties(raw)
+        error = None
+    except amqp_codec.FieldDecodeError as exc:
+        values, error = {}, str(exc)
+    for name, value in values.items():
+        setattr(props, name, value)
+    props.drainer_raw = raw
+    props.drainer_error = error
+    return props
+
+
+def _decode_content_headers_faithfully(connection: pika.BlockingConnection) -> None:
+    """Make this one connection decode Basic content headers with amqp_codec instead of pika.data.
+
+    pika.data turns a float or double header into an int (0.75 -> 0) and raises on a timestamp
+    beyond year 9999 (a millisecond epoch), which drops the connection before the message is seen
+    (pika 1.3/1.4 `data.decode_value`). Only content-header frames are taken over, on this
+    connection's own frame reader; method and body frames, and every other connection, are
+    pika's as before.
+    """
+    from pika import frame, spec
+
+    impl = connection._impl
+    if not callable(getattr(impl, "_read_frame", None)) or not hasattr(impl, "_frame_buffer"):
+        raise RuntimeError("this pika version has no Connection._read_frame; pin pika>=1.3,<2")
+    pika_read_frame = impl._read_frame
+
+    def read_frame() -> tuple[int, Any]:
+        buf = impl._frame_buffer
+        if len(buf) < 7 or buf[0] != spec.FRAME_HEADER:
+            return pika_read_frame()
+        channel, size = struct.unpack_from(">HL", buf, 1)
+        end = spec.FRAME_HEADER_SIZE + size + spec.FRAME_END_SIZE
+        if end > len(buf):
+            return 0, None  # wait for the rest of the frame, as pika does
+        class_id = struct.unpack_from(">H", buf, 7)[0] if size >= 12 else None
+        if class_id != spec.BasicProperties.INDEX or buf[end - 1] != spec.FRAME_END:
+            return pika_read_frame()
+        (body_size,) = struct.unpack_from(">Q", buf, 11)
+        return end, frame.Header(channel, body_size, _received_properties(bytes(buf[19 : end - 1])))
+
+    impl._read_frame = read_frame
 
 
 def _properties(props: Any, shared: Callable[[Any], Any]) -> dict[str, Any]:
     return {
         name: shared(value) if name in _REPEATED_PROPERTIES else value
-        for name in _PROPERTY_NAMES
+        for name in amqp_codec.PROPERTY_NAMES
         if (value := getattr(props, name)) is not None
     }
+
+
+def _tls_options(settings: Settings, url: str) -> Any:
+    """pika SSLOptions for an amqps:// URL, with oslo.messaging's meaning of the settings (its
+    `_fetch_ssl_params` with py-amqp's `_wrap_socket_sni`): with `ssl_ca_file`, the broker's
+    certificate must chain to that CA and name the host; without it, the chain is checked against
+    the system's CAs but not the host name; `ssl_version` pins the protocol and, without a CA
+    file, turns verification off (an `ssl.SSLContext(PROTOCOL_TLSv1_2)` verifies nothing)."""
+    import ssl
+
+    import pika
+
+    host = urlsplit(url).hostname or ""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    version = (settings.amqp_ssl_version or "").lower()
+    pinned = {"tlsv1": ssl.TLSVersion.TLSv1, "tlsv1_1": ssl.TLSVersion.TLSv1_1, "tlsv1_2": ssl.TLSVersion.TLSv1_2}
+    if version in pinned:
+        context.minimum_version = context.maximum_version = pinned[version]
+    try:
+        if settings.amqp_ssl_ca_file:
+            context.load_verify_locations(settings.amqp_ssl_ca_file)
+        elif version:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            log.warning(
+                "ssl_version without ssl_ca_file: the broker's certificate is not verified, as oslo.messaging "
+                "does with these settings; set ssl_ca_file to verify it",
+                extra={"event": "tls_unverified", "host": host},
+            )
+        else:
+            context.check_hostname = False
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if settings.amqp_ssl_cert_file:
+            context.load_cert_chain(settings.amqp_ssl_cert_file, settings.amqp_ssl_key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS files for the broker cannot be used: {exc}") from exc
+    return pika.SSLOptions(context, server_hostname=host)
 
 
 class _Overdue(BaseException):  # noqa: N818
@@ -97,15 +189,65 @@ def _parameters(settings: Settings) -> list[pika.URLParameters]:
         p.blocked_connection_timeout = settings.socket_timeout
         p.heartbeat = settings.heartbeat
         p.client_properties = {"connection_name": f"vitrage-drainer {settings.queue_name}"}
+        if urlsplit(url).scheme == "amqps":
+            p.ssl_options = _tls_options(settings, url)
         params.append(p)
     return params
 
 
 def _vhost(settings: Settings) -> str:
     path = urlsplit(settings.amqp_urls[0]).path
-    from urllib.parse import unquote
-
     return unquote(path[1:]) if path not in ("", "/") else "/"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything inside it: chained causes, and the attempts pika wraps in its
+    connection-workflow errors (as `exceptions` and positional args)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [*getattr(current, "exceptions", ()), *current.args, current.__cause__, current.__context__]
+        todo.extend(e for e in nested if isinstance(e, BaseException))
+
+
+# OpenSSL alert reasons a server sends when it refuses the client's certificate.
+_CLIENT_CERT_REFUSED = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN")
+
+
+def _tls_failure(exc: BaseException, hosts: str) -> BrokerError | None:
+    """A TLS failure inside a connect error, as a refused certificate (77) or an unusable
+    handshake (69); None when TLS is not the cause."""
+    import ssl
+
+    for cause in _causes(exc):
+        # pika sometimes keeps only the text of the SSLError (IncompatibleProtocolError's args).
+        text = str(cause)
+        if not isinstance(cause, ssl.SSLError) and "SSLError" in text:
+            refused = next((word for word in _CLIENT_CERT_REFUSED if word in text), None)
+            if refused is not None:
+                return BrokerCertificateRefused(
+                    f"the broker at {hosts} refused this client's TLS certificate ({refused}); "
+                    "check ssl_cert_file and ssl_key_file"
+                )
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return BrokerCertificateRefused(
+                f"the broker's TLS certificate at {hosts} was refused: {cause.verify_message} "
+                "(check ssl_ca_file and the host name in the URL)"
+            )
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or str(cause)
+            if any(word in reason for word in _CLIENT_CERT_REFUSED):
+                return BrokerCertificateRefused(
+                    f"the broker at {hosts} refused this client's TLS certificate ({reason}); "
+                    "check ssl_cert_file and ssl_key_file"
+                )
+            return BrokerUnavailable(f"TLS handshake with {hosts} failed: {reason}")
+    return None
 
 
 class Broker:
@@ -129,14 +271,18 @@ class Broker:
         hosts = ", ".join(mask_url(u) for u in settings.amqp_urls)
 
         def transient(exc: BaseException) -> bool:
-            # A handshake timeout is an AMQPConnectorException, outside the AMQPError tree.
-            return isinstance(exc, pe.AMQPConnectionError | AMQPConnectorException) and not isinstance(
-                exc, pe.ProbableAuthenticationError | pe.ProbableAccessDeniedError
+            # A handshake timeout is an AMQPConnectorException, outside the AMQPError tree. A TLS
+            # failure is a setting or a certificate: retrying cannot mend it.
+            return (
+                isinstance(exc, pe.AMQPConnectionError | AMQPConnectorException)
+                and not isinstance(exc, pe.ProbableAuthenticationError | pe.ProbableAccessDeniedError)
+                and _tls_failure(exc, hosts) is None
             )
 
         policy = retry.bounded("broker connect", settings.retry_seconds, transient, describe=repr)
         try:
             connection = policy(pika.BlockingConnection, params)
+            _decode_content_headers_faithfully(connection)
         except pe.ProbableAuthenticationError as exc:
             raise BrokerAccessDenied(f"RabbitMQ refused the credentials at {hosts}") from exc
         except pe.ProbableAccessDeniedError as exc:
@@ -144,71 +290,96 @@ class Broker:
                 f"RabbitMQ refused vhost {_vhost(settings)!r} at {hosts}: "
                 "it does not exist or the user has no access to it"
             ) from exc
-        except (pe.AMQPError, AMQPConnectorException) as exc:
+        except (pe.AMQPError, AMQPConnectorException, *_lost_errors()) as exc:
+            tls = _tls_failure(exc, hosts)
+            if tls is not None:
+                raise tls from exc
             raise BrokerUnavailable(
                 f"RabbitMQ unreachable at {hosts} after {settings.retry_seconds:g}s of retries: {mask_url(repr(exc))}"
             ) from exc
-        return cls(connection, settings)
+        try:
+            return cls(connection, settings)
+        except _lost_errors() as exc:
+            raise BrokerUnavailable(
+                f"RabbitMQ closed the connection at {hosts} before a channel opened: {exc!r}"
+            ) from (exc)
 
-    def _queue_missing(self, queue: str, exc: Exception) -> QueueNotFound:
-        return QueueNotFound(
-            f"queue {queue!r} does not exist in vhost {_vhost(self._settings)!r}; Vitrage's notifier "
-            "declares it on its first event, or name another with --queue/--topic"
-        )
-
-    def _channel_closed(self, queue: str, exc: Any) -> BrokerError:
-        if exc.reply_code == 404:
-            return self._queue_missing(queue, exc)
-        if exc.reply_code == 403:
-            return BrokerAccessDenied(
-                f"RabbitMQ refused access to queue {queue!r} in vhost {_vhost(self._settings)!r}: {exc.reply_text}"
+    def _refused(self, queue: str, doing: str, exc: Any) -> BrokerError:
+        """The broker's close of a channel (or the connection) as what it is, naming queue and vhost."""
+        code, text = exc.reply_code, exc.reply_text
+        where = f"queue {queue!r} in vhost {_vhost(self._settings)!r}"
+        if code == 404:
+            return QueueNotFound(
+                f"{where} does not exist; Vitrage's notifier declares it on its first event, "
+                "or name another with --queue/--topic"
             )
-        return BrokerError(f"RabbitMQ closed the channel: {exc}")
+        if code == 403:
+            return BrokerAccessDenied(f"RabbitMQ refused {doing} on {where}: {text}")
+        if code == 540 and "stream" in text:
+            return QueueNotSupported(
+                f"{where} is a stream queue, which RabbitMQ does not serve with basic.get "
+                f"(540 NOT_IMPLEMENTED); nothing was taken from it. Point the drainer at a classic or "
+                "quorum queue bound to the same exchange and routing key (the stream keeps its messages)"
+            )
+        if code in _GONE_CODES:
+            return BrokerUnavailable(f"RabbitMQ closed the connection during {doing} on {where}: {code} {text}")
+        return BrokerRefused(f"RabbitMQ refused {doing} on {where}: {code} {text}")
 
-    def depth(self, queue: str) -> tuple[int, int]:
-        """(messages ready, consumers) of the queue, by a passive declare."""
+    @contextlib.contextmanager
+    def _pika_call(self, queue: str, doing: str, lost: Callable[[BaseException], BrokerError | BatchNotCommitted]):
+        """Translate whatever the pika calls inside raise: a broker refusal into what it is, a lost
+        connection or channel into `lost(exc)`."""
         import pika.exceptions as pe
 
         try:
+            yield
+        except (pe.ChannelClosedByBroker, pe.ConnectionClosedByBroker) as exc:
+            raise self._refused(queue, doing, exc) from exc
+        except _lost_errors() as exc:
+            raise lost(exc) from exc
+
+    def depth(self, queue: str) -> tuple[int, int]:
+        """(messages ready, consumers) of the queue, by a passive declare."""
+        with self._pika_call(queue, "a passive declare", _connection_lost):
             ok = self._channel.queue_declare(queue, passive=True)
-        except pe.ChannelClosedByBroker as exc:
-            raise self._channel_closed(queue, exc) from exc
-        except pe.AMQPError as exc:
-            raise BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}") from exc
         return ok.method.message_count, ok.method.consumer_count
+
+    def probe_readable(self, queue: str) -> None:
+        """Raise what a drain would meet on this queue (QueueNotSupported for a stream) without
+        taking anything from it: called only when the queue reports no ready message, so a
+        basic.get answers empty; a message that arrived meanwhile is given back at once."""
+        channel = None
+        with self._pika_call(queue, "basic.get", _connection_lost):
+            channel = self._connection.channel()
+            method, _props, _body = channel.basic_get(queue, auto_ack=False)
+            if method is not None:
+                channel.basic_nack(method.delivery_tag, requeue=True)
+            channel.close()
 
     def depth_if_exists(self, queue: str) -> int | None:
         """Messages ready in a queue that may not exist (None then), on a channel of its own so the
         broker's 404 closes nothing else."""
-        import pika.exceptions as pe
-
         # An absent queue is an answer here, not a warning: pika logs every 404 close at WARNING.
         pika_channel = logging.getLogger("pika.channel")
         level = pika_channel.level
         pika_channel.setLevel(logging.ERROR)
         try:
-            channel = self._connection.channel()
-            try:
-                return int(channel.queue_declare(queue, passive=True).method.message_count)
-            finally:
-                if channel.is_open:
-                    channel.close()
-        except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                return None
-            raise self._channel_closed(queue, exc) from exc
-        except pe.AMQPError as exc:
-            raise BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}") from exc
+            with self._pika_call(queue, "a passive declare", _connection_lost):
+                channel = self._connection.channel()
+                ok = channel.queue_declare(queue, passive=True)
+                channel.close()
+        except QueueNotFound:
+            return None
         finally:
             pika_channel.setLevel(level)
+        return int(ok.method.message_count)
 
     def fetch_batch(
         self, queue: str, limit: int, max_bytes: int, max_seconds: float, stop_requested: Callable[[], bool]
     ) -> tuple[list[Delivery], int | None]:
         """Up to `limit` unacked deliveries and about `max_bytes` of bodies (stops early on empty or
-        stop), and the depth after."""
-        import pika.exceptions as pe
-
+        stop), and the depth after. A BrokerError raised here carries in `unacked` how many were
+        fetched before it (the broker requeues them)."""
         deliveries: list[Delivery] = []
         remaining: int | None = None
         held = 0
@@ -221,55 +392,65 @@ class Broker:
         def shared(value: Any) -> Any:
             return cache.setdefault(value, value) if type(value) is str else value
 
-        try:
-            while len(deliveries) < limit and held < max_bytes and time.monotonic() < until and not stop_requested():
-                method, props, body = get(queue, auto_ack=False)
-                if method is None:
-                    remaining = 0
-                    break
-                deliveries.append(
-                    Delivery(
-                        method.delivery_tag,
-                        body,
-                        shared(method.exchange),
-                        shared(method.routing_key),
-                        method.redelivered,
-                        _properties(props, shared),
-                    )
-                )
-                remaining = method.message_count
-                held += len(body)
-        except pe.ChannelClosedByBroker as exc:
-            raise self._channel_closed(queue, exc) from exc
-        except pe.AMQPError as exc:
+        def lost(exc: BaseException) -> BrokerError:
             # Unacked deliveries return to the queue when the connection drops; nothing is lost.
-            raise BrokerUnavailable(f"RabbitMQ connection lost while fetching: {exc!r}") from exc
+            return BrokerUnavailable(f"RabbitMQ connection lost while fetching: {exc!r}")
+
+        try:
+            with self._pika_call(queue, "basic.get", lost):
+                while (
+                    len(deliveries) < limit and held < max_bytes and time.monotonic() < until and not stop_requested()
+                ):
+                    method, props, body = get(queue, auto_ack=False)
+                    if method is None:
+                        remaining = 0
+                        break
+                    deliveries.append(
+                        Delivery(
+                            method.delivery_tag,
+                            body,
+                            shared(method.exchange),
+                            shared(method.routing_key),
+                            method.redelivered,
+                            _properties(props, shared),
+                            getattr(props, "drainer_raw", b""),
+                            getattr(props, "drainer_error", None),
+                        )
+                    )
+                    remaining = method.message_count
+                    held += len(body)
+        except BrokerError as exc:
+            exc.unacked = len(deliveries)
+            raise
         return deliveries, remaining
 
     def ack_through(self, tag: int) -> None:
         """Ack every delivery up to and including `tag` on the channel that received them."""
-        import pika.exceptions as pe
 
-        try:
-            self._channel.basic_ack(tag, multiple=True)
-            # basic_ack has no reply; servicing the connection surfaces a close the broker sent.
-            self._connection.process_data_events(0)
-            if not self._channel.is_open:
-                raise AckFailed("channel closed before the ack was confirmed")
-        except pe.AMQPError as exc:
-            raise AckFailed(
+        def lost(exc: BaseException) -> BrokerError:
+            return AckFailed(
                 "batch committed but the ack did not reach RabbitMQ; its messages will be "
                 f"redelivered and counted as duplicates by the next run ({exc!r})"
-            ) from exc
+            )
+
+        try:
+            with self._pika_call("", "basic.ack", lost):
+                self._channel.basic_ack(tag, multiple=True)
+                # basic_ack has no reply; servicing the connection surfaces a close the broker sent.
+                self._connection.process_data_events(0)
+        except AckFailed:
+            raise
+        except BrokerError as exc:  # any close after the commit: the ack is what failed
+            raise lost(exc) from exc
+        if not self._channel.is_open:
+            raise AckFailed("channel closed before the ack was confirmed")
 
     def return_unacked(self) -> None:
         """Give every unacked delivery back to the queue (nack, requeue); best effort."""
-        import pika.exceptions as pe
-
         try:
             if self._channel.is_open:
                 self._channel.basic_nack(0, multiple=True, requeue=True)
-        except pe.AMQPError:
+        except _lost_errors():
             log.warning(
                 "nack failed; the broker requeues unacked messages when the connection closes",
                 extra={"event": "nack_failed"},
@@ -277,20 +458,16 @@ class Broker:
 
     def keepalive(self) -> None:
         """Service heartbeats while the database phase runs; pika only does so inside its calls."""
-        import pika.exceptions as pe
-
         try:
             self._connection.process_data_events(0)
-        except pe.AMQPError:
+        except _lost_errors():
             log.warning("broker connection lost during the batch", extra={"event": "broker_lost"})
 
     def ensure_open(self) -> None:
         """Raise BrokerUnavailable when the connection is gone: the batch could not be acked."""
-        import pika.exceptions as pe
-
         try:
             self._connection.process_data_events(0)
-        except pe.AMQPError as exc:
+        except _lost_errors() as exc:
             raise BrokerUnavailable(f"RabbitMQ connection lost before the commit: {exc!r}") from exc
         if not self._channel.is_open:
             raise BrokerUnavailable("RabbitMQ closed the channel before the commit")
@@ -337,53 +514,53 @@ class Broker:
         import pika
         import pika.exceptions as pe
 
+        def lost(exc: BaseException) -> BatchNotCommitted:
+            return BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}")
+
+        properties = pika.BasicProperties()
+        encoded = parked_properties(delivery, reason, digest)
+        properties.encode = lambda: [encoded]  # type: ignore[method-assign]  # pika frames these bytes as they are
         try:
-            if self._oversize_channel is None or not self._oversize_channel.is_open:
-                self._oversize_channel = self._oversize_target(queue)
-            props = dict(delivery.properties)
-            headers = dict(props.get("headers") or {})
-            # A per-message TTL would let the broker drop the only copy; a user_id must match the
-            # drainer's login or the broker refuses the publish. Both are kept as headers.
-            for name in ("expiration", "user_id"):
-                if name in props:
-                    headers[f"x-original-{name.replace('_', '-')}"] = props.pop(name)
-            headers.update(
-                {
-                    "x-drainer-reason": reason,
-                    "x-drainer-sha256": digest,
-                    "x-original-exchange": delivery.exchange,
-                    "x-original-routing-key": delivery.routing_key,
-                }
-            )
-            props["headers"] = headers
-            props["delivery_mode"] = 2
-            self._oversize_channel.basic_publish(
-                "", queue, delivery.body, pika.BasicProperties(**props), mandatory=True
-            )
-        except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 403:
-                raise BrokerAccessDenied(f"RabbitMQ refused the oversize queue {queue!r}: {exc.reply_text}") from exc
-            raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
-        except pe.AMQPError as exc:
-            raise BatchNotCommitted(f"could not move an oversize message to queue {queue!r}: {exc!r}") from exc
+            with self._pika_call(queue, "publishing an oversize copy", lost):
+                if self._oversize_channel is None or not self._oversize_channel.is_open:
+                    self._oversize_channel = self._oversize_target(queue)
+                self._oversize_channel.basic_publish("", queue, delivery.body, properties, mandatory=True)
+        except BrokerRefused as exc:
+            raise BatchNotCommitted(f"could not move an oversize message: {exc}") from exc
+        except BatchNotCommitted as exc:
+            if isinstance(exc.__cause__, pe.NackError):
+                raise OversizeQueueFull(
+                    f"the oversize queue {queue!r} in vhost {_vhost(self._settings)!r} refused the copy of a "
+                    f"{len(delivery.body)}-byte message (nack: the queue is full, x-max-length or "
+                    "x-max-length-bytes with overflow reject-publish). Nothing was lost: the batch went back "
+                    "to the queue. Move the oversize queue's messages elsewhere or raise its limit"
+                ) from exc
+            raise
 
     def ack_one(self, tag: int) -> None:
         """Ack one delivery (not the ones before it) on the channel that received it."""
-        import pika.exceptions as pe
+
+        def lost(exc: BaseException) -> BrokerError:
+            return AckFailed(f"the ack did not reach RabbitMQ; the message stays in its queue ({exc!r})")
 
         try:
-            self._channel.basic_ack(tag, multiple=False)
-            self._connection.process_data_events(0)
-        except pe.AMQPError as exc:
-            raise AckFailed(f"the ack did not reach RabbitMQ; the message stays in its queue ({exc!r})") from exc
+            with self._pika_call("", "basic.ack", lost):
+                self._channel.basic_ack(tag, multiple=False)
+                # basic_ack has no reply; servicing the connection surfaces a close the broker sent.
+                self._connection.process_data_events(0)
+        except AckFailed:
+            raise
+        except BrokerError as exc:
+            raise lost(exc) from exc
         if not self._channel.is_open:
             raise AckFailed("channel closed before the ack was confirmed; the message stays in its queue")
 
-    def publish_confirmed(self, queue: str, body: bytes, properties: dict[str, Any]) -> None:
-        """Publish `body` with `properties` (BasicProperties field names) to `queue` through the
-        default exchange, mandatory, and wait (at most the socket timeout) for the broker's confirm.
+    def publish_confirmed(self, queue: str, body: bytes, properties: bytes | dict[str, Any]) -> None:
+        """Publish `body` to `queue` through the default exchange, mandatory, and wait (at most the
+        socket timeout) for the broker's confirm. `properties` are encoded content-header property
+        bytes (amqp_codec: sent exactly as they are), or BasicProperties field values.
 
-        Raises QueueNotFound (no such queue), BrokerAccessDenied, BrokerError (the broker refused
+        Raises QueueNotFound (no such queue), BrokerAccessDenied, BrokerRefused (the broker refused
         the properties, e.g. a user_id other than the login), PublishNotConfirmed (a nack, no confirm
         in time, or the connection lost: the message may or may not be in the queue; a second
         publish of something stored is absorbed by its dedupe key).
@@ -403,34 +580,71 @@ class Broker:
                 f"the publish to {queue!r} was not confirmed within {self._settings.socket_timeout:g}s"
             ) from None
 
-    def _publish(self, queue: str, body: bytes, properties: dict[str, Any]) -> None:
+    def _publish(self, queue: str, body: bytes, properties: bytes | dict[str, Any]) -> None:
         import pika
         import pika.exceptions as pe
 
-        try:
-            if self._publish_channel is None or not self._publish_channel.is_open:
-                channel = self._connection.channel()
-                channel.queue_declare(queue, passive=True)
-                channel.confirm_delivery()
-                self._publish_channel = channel
-            self._publish_channel.basic_publish("", queue, body, pika.BasicProperties(**properties), mandatory=True)
-        except pe.UnroutableError as exc:
-            raise self._queue_missing(queue, exc) from exc
-        except pe.NackError as exc:
-            raise PublishNotConfirmed(f"RabbitMQ refused the publish to {queue!r} (nack: is the queue full?)") from exc
-        except pe.ChannelClosedByBroker as exc:
-            raise self._channel_closed(queue, exc) from exc
-        except pe.AMQPError as exc:
-            raise PublishNotConfirmed(
+        def lost(exc: BaseException) -> BrokerError:
+            return PublishNotConfirmed(
                 f"the publish to {queue!r} was not confirmed (the message may or may not be in the queue): {exc!r}"
-            ) from exc
+            )
+
+        if isinstance(properties, bytes):
+            encoded = properties
+            props = pika.BasicProperties()
+            props.encode = lambda: [encoded]  # type: ignore[method-assign]  # pika frames these bytes as they are
+        else:
+            props = pika.BasicProperties(**properties)
+        try:
+            with self._pika_call(queue, "publishing", lost):
+                if self._publish_channel is None or not self._publish_channel.is_open:
+                    channel = self._connection.channel()
+                    channel.queue_declare(queue, passive=True)
+                    channel.confirm_delivery()
+                    self._publish_channel = channel
+                self._publish_channel.basic_publish("", queue, body, props, mandatory=True)
+        except PublishNotConfirmed as exc:
+            if isinstance(exc.__cause__, pe.UnroutableError):
+                raise QueueNotFound(f"queue {queue!r} in vhost {_vhost(self._settings)!r} does not exist") from exc
+            if isinstance(exc.__cause__, pe.NackError):
+                raise PublishNotConfirmed(
+                    f"RabbitMQ refused the publish to {queue!r} (nack: is the queue full?)"
+                ) from exc
+            raise
 
     def close(self) -> None:
         """Close the connection; the broker requeues anything still unacked."""
-        import pika.exceptions as pe
-
         try:
             if self._connection.is_open:
                 self._connection.close()
-        except pe.AMQPError:
+        except _lost_errors():
             pass  # closing a broken connection: the broker already dropped it
+
+
+# Delivery properties a copy must not keep as they are: a per-message TTL would let the broker drop
+# the only copy, a user_id must match the drainer's login or the broker refuses the publish.
+_MOVED_TO_HEADERS = (("expiration", "x-original-expiration"), ("user_id", "x-original-user-id"))
+
+
+def parked_properties(delivery: Delivery, reason: str, digest: str) -> bytes:
+    """The property bytes of an oversize copy: the received ones re-encoded byte-exact (every
+    header keeps its field type), expiration and user_id moved to headers, persistent, plus
+    `x-drainer-*` and `x-original-*` headers. Properties that could not be decoded travel as
+    `x-drainer-raw-properties` (base64 of the received bytes)."""
+    import base64
+
+    added: dict[str, str | bytes] = {
+        "x-drainer-reason": reason,
+        "x-drainer-sha256": digest,
+        "x-original-exchange": delivery.exchange,
+        "x-original-routing-key": delivery.routing_key,
+    }
+    if not delivery.raw_properties:
+        return amqp_codec.encode_properties({"headers": added, "delivery_mode": 2})
+    if delivery.properties_error is None:
+        try:
+            return amqp_codec.reencode_properties(delivery.raw_properties, added, _MOVED_TO_HEADERS)
+        except amqp_codec.FieldDecodeError:
+            pass  # not what was decoded at fetch time; keep the bytes as a header instead
+    added["x-drainer-raw-properties"] = base64.b64encode(delivery.raw_properties).decode("ascii")
+    return amqp_codec.encode_properties({"headers": added, "delivery_mode": 2})

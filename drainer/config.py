@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import configparser
 import importlib.util
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -44,6 +44,11 @@ class Settings:
     pushgateway: str | None = None
     progress: bool | None = None  # None: show a bar only on a TTY
     history: str | None = None  # "vitrage": also apply alarm-history notifications to Vitrage's tables
+    # TLS for amqps:// URLs, as [oslo_messaging_rabbit] ssl_* mean it (see broker._tls_options).
+    amqp_ssl_ca_file: str | None = None
+    amqp_ssl_cert_file: str | None = None
+    amqp_ssl_key_file: str | None = None
+    amqp_ssl_version: str | None = None
 
     @property
     def queue_name(self) -> str:
@@ -79,13 +84,28 @@ class Settings:
             raise ConfigError("metrics need prometheus-client: pip install 'vitrage-drainer[metrics]'")
         if not self.amqp_urls:
             raise ConfigError("no AMQP URL: give --amqp-url or DRAINER_AMQP_URL")
+        for name, value in (("database URL", self.db_url or ""), *(("AMQP URL", u) for u in self.amqp_urls)):
+            if not value.isprintable():
+                raise ConfigError(f"{name} {shown(value)} contains control characters")
         for url in self.amqp_urls:
             try:
-                scheme = urlsplit(url).scheme
+                parts = urlsplit(url)
+                parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
             except ValueError as exc:
-                raise ConfigError(f"AMQP URL {mask_url(url)} is not a valid URL: {exc}") from exc
-            if scheme not in ("amqp", "amqps"):
-                raise ConfigError(f"AMQP URL {mask_url(url)} must start with amqp:// or amqps://")
+                raise ConfigError(f"AMQP URL {shown(url)} is not a valid URL: {exc}") from exc
+            if parts.scheme not in ("amqp", "amqps"):
+                raise ConfigError(f"AMQP URL {shown(url)} must start with amqp:// or amqps://")
+            if not parts.hostname:
+                raise ConfigError(f"AMQP URL {shown(url)} names no host")
+        if self.amqp_ssl_version and self.amqp_ssl_version.lower() not in SSL_VERSIONS:
+            raise ConfigError(
+                f"ssl_version {self.amqp_ssl_version!r} is not one oslo.messaging accepts "
+                f"({', '.join(SSL_VERSIONS)}, in any case)"
+            )
+        for name in ("amqp_ssl_ca_file", "amqp_ssl_cert_file", "amqp_ssl_key_file"):
+            path = getattr(self, name)
+            if path and not os.access(path, os.R_OK):
+                raise ConfigError(f"{name.removeprefix('amqp_')} {path!r} cannot be read")
 
     def require_db_url(self) -> str:
         if not self.db_url:
@@ -96,9 +116,15 @@ class Settings:
         return self.db_url
 
 
+# oslo.messaging's ssl_version values (impl_rabbit._SSL_PROTOCOLS on a current OpenSSL).
+SSL_VERSIONS = ("tlsv1", "tlsv1_1", "tlsv1_2", "sslv23")
+
 # A URL in free text: scheme://, then up to the next whitespace or quote. Its credentials run to
 # the LAST "@" in it, so a raw "@", "/", "," or ";" inside a password is hidden too.
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s'\"<>]*)")
+# Credentials of a URL whatever its shape (no scheme, "mysql+pymysql//", a missing "/"): a word,
+# ":", then anything up to the last "@" of the same token.
+_USERINFO = re.compile(r"(?P<lead>^|[\s'\"(<=/,;])(?P<user>[^\s'\"<>:/@,;]*):(?!//)(?P<secret>[^\s'\"<>]*)@")
 
 
 def _mask_userinfo(rest: str) -> str:
@@ -116,31 +142,65 @@ def _mask_one(match: re.Match[str]) -> str:
 
 
 def mask_url(text: str) -> str:
-    """Replace every password in a URL (or in text quoting URLs) with ***, safe to log."""
-    return _URL.sub(_mask_one, text)
+    """Replace every password in a URL (or in text quoting URLs, of any shape) with ***."""
+    text = _URL.sub(_mask_one, text)
+    return _USERINFO.sub(lambda m: f"{m['lead']}{m['user']}:***@" if "***" not in m["secret"] else m.group(), text)
+
+
+def shown(value: str) -> str:
+    """A setting as an error message may show it: passwords masked, control characters escaped."""
+    return ascii(mask_url(value))[1:-1] if not value.isprintable() else mask_url(value)
 
 
 def url_passwords(url: str) -> set[str]:
-    """Every reading of the password(s) in one URL string: the whole credentials up to the last "@",
-    and, for an oslo multi-host URL, each host's; raw and percent-decoded. Six characters or more:
+    """Every reading of the password(s) in one URL string, whatever its shape (with or without a
+    scheme, "//" or ":"): the credentials up to the last "@" and, for an oslo multi-host URL, each
+    host's; each text after a ":" in them; raw and percent-decoded. Six characters or more:
     shorter ones would mask ordinary words (mask_url still hides them inside URLs)."""
-    rest = url.partition("://")[2]
+    rest = url.strip()
+    if "//" in rest.rpartition("@")[0]:
+        rest = rest.split("//", 1)[1]
     candidates = [rest.rpartition("@")[0]] + [part.rpartition("@")[0] for part in rest.split(",")]
     found = set()
     for userinfo in candidates:
-        password = userinfo.partition(":")[2]
-        if len(password) >= 6:
-            found.update({password, unquote(password)})
+        pieces = userinfo.split(":")
+        for i in range(1, len(pieces)):
+            password = ":".join(pieces[i:])
+            if len(password) >= 6:
+                found.update({password, unquote(password)})
     return found
 
 
-def transport_url_to_amqp(url: str) -> tuple[str, ...]:
-    """oslo `rabbit://u:p@h1:5672,u:p@h2:5672/vhost?ssl=1` -> one amqp(s) URL per host, in order."""
+# [oslo_messaging_rabbit] options a transport_url's query may set (oslo.messaging's
+# ConfigOptsProxy: a query parameter overrides the option of the same name), as Settings fields.
+_TLS_OPTIONS = {
+    "ssl_ca_file": "amqp_ssl_ca_file",
+    "ssl_cert_file": "amqp_ssl_cert_file",
+    "ssl_key_file": "amqp_ssl_key_file",
+    "ssl_version": "amqp_ssl_version",
+}
+
+
+def transport_query(url: str) -> dict[str, str]:
+    """The query of an oslo transport_url, repeated keys joined with "," (TransportURL.parse)."""
+    return {key: ",".join(values) for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+def transport_url_to_amqp(url: str, ssl: bool | None = None) -> tuple[str, ...]:
+    """oslo `rabbit://u:p@h1:5672,u:p@h2:5672/vhost?ssl=1` -> one amqp(s) URL per host, in order.
+
+    TLS is on when the query's `ssl` says so, else when `ssl` (the config file's
+    [oslo_messaging_rabbit] ssl) does. A host without a port gets 5672, with TLS too, as
+    oslo.messaging's `_transform_transport_url` does.
+    """
+    from drainer.vitrage_conf import parse_bool
+
     parts = urlsplit(url)
     if parts.scheme not in ("rabbit", "amqp", "amqps"):
         raise ConfigError(f"transport_url scheme {parts.scheme!r} is not rabbit://")
-    query = parse_qs(parts.query)
-    ssl = query.get("ssl", ["0"])[-1].lower() in ("1", "true", "yes", "on")
+    query = transport_query(url)
+    if "ssl" in query:
+        ssl = parse_bool(query["ssl"], "transport_url ?ssl=")
     scheme = "amqps" if ssl or parts.scheme == "amqps" else "amqp"
     vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
     urls = []
@@ -150,49 +210,66 @@ def transport_url_to_amqp(url: str) -> tuple[str, ...]:
             continue
         if "@" in host:
             userinfo, _, host = host.rpartition("@")
+        try:
+            port = urlsplit(f"//{host}").port
+        except ValueError as exc:
+            raise ConfigError(f"transport_url host {host!r}: {exc}") from exc
         # A host without credentials uses the previous host's, as kombu does for oslo.messaging.
         prefix = f"{userinfo}@" if userinfo else ""
-        urls.append(f"{scheme}://{prefix}{host}/{quote(vhost, safe='')}")
+        urls.append(f"{scheme}://{prefix}{host}{'' if port else ':5672'}/{quote(vhost, safe='')}")
     if not urls:
         raise ConfigError("transport_url names no host")
     return tuple(urls)
 
 
+def tls_from_query(url: str) -> dict[str, Any]:
+    """TLS settings a transport_url's query sets (`?ssl_ca_file=/etc/ssl/ca.pem`)."""
+    try:
+        query = transport_query(url) if url.startswith(("rabbit://", "amqp://", "amqps://")) else {}
+    except ValueError:
+        return {}  # validate() names the URL that does not parse
+    return {field: query[name] for name, field in _TLS_OPTIONS.items() if name in query}
+
+
 def read_config_files(paths: Iterable[str]) -> dict[str, Any]:
-    """Settings found in oslo-style INI files (vitrage.conf); later files win, like oslo.config."""
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                parser.read_file(handle, source=path)
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        except configparser.Error as exc:
-            raise ConfigError(f"config file {path} is not valid INI: {exc}") from exc
+    """Settings found in vitrage.conf-style files, read as oslo.config reads them (vitrage_conf)."""
+    paths = list(paths)
+    if not paths:
+        return {}
+    from drainer import vitrage_conf
+
+    conf = vitrage_conf.read(paths)
     found: dict[str, Any] = {}
-    transport = parser.get("DEFAULT", "transport_url", fallback=None)
+    # Vitrage notifies through oslo.messaging's notification transport: its own transport_url
+    # when set, else DEFAULT's.
+    transport = conf.get("oslo_messaging_notifications", "transport_url") or conf.get("DEFAULT", "transport_url")
     if transport:
-        found["amqp_urls"] = transport_url_to_amqp(transport)
-    connection = parser.get("database", "connection", fallback=None)
+        ssl = conf.get("oslo_messaging_rabbit", "ssl")
+        found["amqp_urls"] = transport_url_to_amqp(transport, ssl)
+        if any(u.startswith("amqps://") for u in found["amqp_urls"]):
+            for name, field in _TLS_OPTIONS.items():
+                found[field] = conf.get("oslo_messaging_rabbit", name) or None
+            found.update(tls_from_query(transport))
+    connection = conf.get("database", "connection")
     if connection:
         found["db_url"] = connection
-    topic = parser.get("persistency", "persistor_topic", fallback=None)
-    if topic:
-        found["topic"] = topic
-    found.update(_drainer_section(parser))
+    topic = conf.get("persistency", "persistor_topic")
+    if not topic:
+        raise ConfigError("[persistency] persistor_topic is empty in the config file")
+    found["topic"] = topic
+    found.update(_drainer_section(conf))
     return found
 
 
-def _drainer_section(parser: configparser.ConfigParser) -> dict[str, Any]:
-    """A `[drainer]` section sets any option by its flag name (`batch_size = 500`, `history = vitrage`)."""
-    if not parser.has_section("drainer"):
-        return {}
+def _drainer_section(conf: Any) -> dict[str, Any]:
+    """A `[drainer]` section sets any option by its flag name (`batch_size = 500`, `history = vitrage`);
+    read like the rest of the file (vitrage_conf: substitutions, last value wins)."""
+    own = conf.section("drainer")
     names = {f.name for f in fields(Settings)} - {"amqp_urls", "db_url"}
-    own = set(parser.options("drainer")) - set(parser.defaults())
-    unknown = sorted(own - names)
+    unknown = sorted(set(own) - names)
     if unknown:
         raise ConfigError(f"[drainer] has unknown options: {', '.join(unknown)}")
-    return {name: _coerce(f"[drainer] {name}", parser.get("drainer", name), _TYPES.get(name, str)) for name in own}
+    return {name: _coerce(f"[drainer] {name}", value, _TYPES.get(name, str)) for name, value in own.items()}
 
 
 def _read_secret_file(path: str, what: str) -> str:
@@ -248,6 +325,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     )
     if amqp:
         found["amqp_urls"] = split_amqp_urls(amqp)
+        found.update(tls_from_query(amqp))
     if "db_url" not in found and env.get("DRAINER_DB_URL_FILE"):
         found["db_url"] = _read_secret_file(env["DRAINER_DB_URL_FILE"], "DRAINER_DB_URL_FILE")
     return found
@@ -280,11 +358,14 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     merged.update(_from_env(env))
     given = {k: v for k, v in flags.items() if v is not None}
     if given.get("amqp_url_file"):
-        merged["amqp_urls"] = split_amqp_urls(_read_secret_file(given["amqp_url_file"], "AMQP URL"))
+        amqp = _read_secret_file(given["amqp_url_file"], "AMQP URL")
+        merged["amqp_urls"] = split_amqp_urls(amqp)
+        merged.update(tls_from_query(amqp))
     if given.get("db_url_file"):
         merged["db_url"] = _read_secret_file(given["db_url_file"], "database URL")
     if given.get("amqp_url"):
         merged["amqp_urls"] = split_amqp_urls(given["amqp_url"])
+        merged.update(tls_from_query(given["amqp_url"]))
     names = {f.name for f in fields(Settings)}
     merged.update({k: v for k, v in given.items() if k in names})
     if isinstance(merged.get("history"), str) and merged["history"].strip().lower() in ("off", "none", ""):

@@ -20,7 +20,7 @@ from drainer.db import runs
 from drainer.db.batch import BatchHooks, WriteResult, Written
 from drainer.db.engine import Store
 from drainer.db.lease import Lease
-from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
+from drainer.errors import BatchNotCommitted, BrokerError, BrokerUnavailable, Interrupted
 from drainer.holder import holder_id, holder_is_dead
 from drainer.model import Delivery, Event, Rejection, utcnow
 from drainer.signals import StopFlag, StopNow
@@ -76,6 +76,7 @@ class Batch:
     # Every event as delivered, in-batch repeats included: a notification whose first copy could
     # not be applied to the history (its alarm came later in the batch) is tried at its repeat.
     sequence: list[Event]
+    row_sizes: dict[int, int] = field(default_factory=dict)  # tag -> row bytes, when the row (not the body) is over
 
 
 def new_run_id() -> str:
@@ -90,32 +91,51 @@ def effective_max_bytes(settings: Settings, max_packet: int | None) -> int:
 
 
 def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> Batch:
-    """Decode every delivery; keep the first of in-batch duplicates; set oversize ones apart."""
+    """Decode every delivery; keep the first of in-batch duplicates; set oversize ones apart.
+
+    Oversize means the body, or the row it becomes (the payload is re-serialised: `1e15` grows
+    to `1000000000000000.0`), is larger than `max_bytes`. A message id seen twice with different
+    content is a different message: the second is set aside, not counted as a duplicate.
+    """
     events: list[Event] = []
     rejections: list[Rejection] = []
     oversize: list[Delivery] = []
     origin: dict[str, Delivery] = {}
+    first: dict[str, Event] = {}
     rejected_keys: set[str] = set()
     sequence: list[Event] = []
+    row_sizes: dict[int, int] = {}
     duplicates = 0
     for delivery in deliveries:
         if len(delivery.body) > max_bytes:
             oversize.append(delivery)
             continue
-        item = envelope.decode(delivery, now)
+        item = envelope.decode(delivery, now, max_bytes)
         if isinstance(item, Event):
-            sequence.append(item)
-            if item.message_id in origin:
-                duplicates += 1
+            size = envelope.row_size(item)
+            if size > max_bytes:
+                row_sizes[delivery.tag] = size
+                oversize.append(delivery)
                 continue
-            origin[item.message_id] = delivery
-            events.append(item)
-        elif item.dedupe_key in rejected_keys:
+            seen = first.get(item.message_id)
+            if seen is None or seen == item:
+                sequence.append(item)
+                if seen is None:
+                    first[item.message_id] = item
+                    origin[item.message_id] = delivery
+                    events.append(item)
+                else:
+                    duplicates += 1
+                continue
+            item = envelope.rejection(
+                delivery, f"message_id {item.message_id!r} appears twice in the batch with different content", now
+            )
+        if item.dedupe_key in rejected_keys:
             duplicates += 1
         else:
             rejected_keys.add(item.dedupe_key)
             rejections.append(item)
-    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence)
+    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence, row_sizes)
 
 
 class Drain:
@@ -158,9 +178,18 @@ class Drain:
                 # by the full ttl, so back-to-back batches need no extra round trip.
                 leases.renew(self.store, lease)
                 self._lease_extended = time.monotonic()
-            deliveries, remaining = self.broker.fetch_batch(
-                self.queue, self.settings.batch_size, self.settings.max_batch_bytes, defaults.FETCH_SECONDS, self.stop
-            )
+            try:
+                deliveries, remaining = self.broker.fetch_batch(
+                    self.queue,
+                    self.settings.batch_size,
+                    self.settings.max_batch_bytes,
+                    defaults.FETCH_SECONDS,
+                    self.stop,
+                )
+            except BrokerError as exc:  # what was fetched before the failure goes back to the queue
+                self.progress.fetched += exc.unacked
+                self.progress.returned += exc.unacked
+                raise
             if remaining is not None:
                 self.progress.queue_remaining = remaining
             if not deliveries:
@@ -178,7 +207,7 @@ class Drain:
         self._outcomes = []
         try:
             batch = decode_batch(deliveries, self.max_bytes, utcnow())
-            parked = self._park_oversize(batch.oversize)
+            parked = self._park_oversize(batch.oversize, batch.row_sizes)
             hooks = BatchHooks(
                 keepalive=self.broker.keepalive,
                 before_commit=self._still_ackable,
@@ -238,12 +267,14 @@ class Drain:
             # The broker already requeued the deliveries; committing would only make duplicates.
             raise BatchNotCommitted(f"batch not committed: {exc}") from exc
 
-    def _park_oversize(self, oversize: list[Delivery]) -> list[Rejection]:
+    def _park_oversize(self, oversize: list[Delivery], row_sizes: dict[int, int]) -> list[Rejection]:
         parked: list[Rejection] = []
         keys: set[str] = set()
         target = self.settings.oversize_queue_name
         for delivery in oversize:
-            reason = f"oversize: {len(delivery.body)} bytes > {self.max_bytes}; moved byte-exact to queue {target!r}"
+            size = row_sizes.get(delivery.tag)
+            what = f"its row would be {size} bytes" if size else f"{len(delivery.body)} bytes"
+            reason = f"oversize: {what} > {self.max_bytes}; moved byte-exact to queue {target!r}"
             record = envelope.rejection(delivery, reason, utcnow(), keep_body=False)
             if record.dedupe_key in keys:  # the same message twice in this batch: one copy is enough
                 self.progress.duplicates += 1
@@ -262,6 +293,8 @@ class Drain:
     def _return(self, deliveries: list[Delivery]) -> None:
         self.broker.return_unacked()
         self.progress.returned += len(deliveries)
+        if self.progress.queue_remaining is not None:  # they are in the queue again
+            self.progress.queue_remaining += len(deliveries)
 
     def _count(self, batch: Batch, result: WriteResult) -> None:
         p = self.progress

@@ -8,6 +8,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
+from drainer import compression
 from drainer.model import Delivery, Event, Rejection
 
 # Payload keys Vitrage's drivers stamp when they filter/enrich an event (older, then newer name).
@@ -109,11 +110,47 @@ def _usable_key(candidate: object) -> TypeGuard[str]:
     )
 
 
+# The width, in characters, of each `drainer_events` column filled from message data (sql/*/):
+# a value that does not fit sets the message aside, it is never cut or left out.
+COLUMN_WIDTHS = {
+    "message_id": 255,
+    "event_type": 255,
+    "publisher_id": 255,
+    "priority": 32,
+    "entity_type": 255,
+    "entity_id": 255,
+    "action": 64,
+    "entity_category": 64,
+    "related_id": 255,
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(str(value))} characters)"
+
+
 def dedupe_key(notification: dict[str, Any], properties: dict[str, Any], body: bytes) -> str:
-    """oslo message_id, else the AMQP message_id property, else the SHA-256 of the body."""
-    for candidate in (notification.get("message_id"), properties.get("message_id")):
+    """oslo message_id, else the AMQP message_id property, else "sha256:" + the body's SHA-256.
+
+    A message id the producer set (an integer becomes its digits) that cannot be a key (longer
+    than the column, not printable ASCII, surrounding spaces) raises ValueError naming it: the
+    message is set aside rather than stored under a key that loses the producer's id.
+    """
+    for what, candidate in (
+        ("oslo message_id", notification.get("message_id")),
+        ("AMQP message_id", properties.get("message_id")),
+    ):
+        if candidate is None or candidate == "":
+            continue
+        if isinstance(candidate, int) and not isinstance(candidate, bool):
+            candidate = str(candidate)
         if _usable_key(candidate):
             return candidate
+        raise _Undecodable(
+            f"{what} {_shown(candidate)} cannot be the key: the message_id column holds 1 to "
+            f"{COLUMN_WIDTHS['message_id']} printable ASCII characters without surrounding spaces"
+        )
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -134,18 +171,46 @@ def _unwrap(document: Any) -> tuple[dict[str, Any], Any]:
     return {}, document
 
 
-def _text(value: Any, limit: int = 255) -> str | None:
-    if value is None or isinstance(value, dict | list):
+def _column(name: str, value: Any) -> str | None:
+    """The text a column keeps, or _Undecodable when the value does not fit it."""
+    if value is None:
         return None
-    text = str(value)
-    return text if len(text) <= limit else None
+    if isinstance(value, dict | list):
+        raise _Undecodable(f"{name} is a JSON {type(value).__name__}, which the {name} column cannot hold")
+    text = value if isinstance(value, str) else _ENCODER.encode(value)
+    if len(text) > COLUMN_WIDTHS[name]:
+        raise _Undecodable(f"{name} is {len(text)} characters long; the {name} column holds {COLUMN_WIDTHS[name]}")
+    return text
 
 
-def _to_event(delivery: Delivery, now: datetime) -> Event:
+def row_size(event: Event) -> int:
+    """About the bytes an event's row takes in the INSERT (UTF-8, before escaping)."""
+    texts = [event.message_id, event.event_type, event.publisher_id, event.priority, event.entity_type]
+    texts += [event.entity_id, event.action, event.entity_category, event.related_id]
+    return len(event.payload.encode("utf-8")) + sum(len(t.encode("utf-8")) for t in texts if t) + 64
+
+
+def _plain_body(delivery: Delivery, max_bytes: int) -> bytes:
+    """The body as the producer wrote it before kombu compressed it (header `compression`)."""
+    headers = delivery.properties.get("headers")
+    method = headers.get(compression.HEADER) if isinstance(headers, dict) else None
+    if method is None:
+        return delivery.body
+    try:
+        return compression.decompress(delivery.body, method, max_bytes)
+    except compression.DecompressionError as exc:
+        raise _Undecodable(str(exc)) from None
+
+
+def _to_event(delivery: Delivery, now: datetime, max_bytes: int) -> Event:
+    if delivery.properties_error is not None:
+        # Nothing the producer set (message id, timestamp, compression) can be trusted.
+        raise _Undecodable(f"AMQP properties cannot be decoded: {delivery.properties_error}")
     if not delivery.body:
         raise _Undecodable("empty body")
+    body = _plain_body(delivery, max_bytes)
     try:
-        text = delivery.body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _Undecodable(f"body is not UTF-8: {exc}") from exc
     notification, payload = _unwrap(_loads(text, "body"))
@@ -156,15 +221,15 @@ def _to_event(delivery: Delivery, now: datetime) -> Event:
     return Event(
         message_id=dedupe_key(notification, props, delivery.body),
         collector_timestamp=collector_timestamp(payload, notification, props, now),
-        event_type=_text(event_type or payload.get("vitrage_entity_type")),
-        publisher_id=_text(notification.get("publisher_id")),
-        priority=_text(notification.get("priority"), 32),
-        entity_type=_text(_first(payload, ENTITY_TYPE_KEYS)),
-        entity_id=_text(_first(payload, ENTITY_ID_KEYS)),
-        action=_text(payload.get("vitrage_datasource_action") or _vitrage_verb(event_type), 64),
+        event_type=_column("event_type", event_type or payload.get("vitrage_entity_type")),
+        publisher_id=_column("publisher_id", notification.get("publisher_id")),
+        priority=_column("priority", notification.get("priority")),
+        entity_type=_column("entity_type", _first(payload, ENTITY_TYPE_KEYS)),
+        entity_id=_column("entity_id", _first(payload, ENTITY_ID_KEYS)),
+        action=_column("action", payload.get("vitrage_datasource_action") or _vitrage_verb(event_type)),
         payload=_dumps(payload),
-        entity_category=_text(payload.get("vitrage_category"), 64),
-        related_id=_text(payload.get("target_id")),
+        entity_category=_column("entity_category", payload.get("vitrage_category")),
+        related_id=_column("related_id", payload.get("target_id")),
     )
 
 
@@ -190,9 +255,41 @@ def _vitrage_verb(event_type: Any) -> str | None:
     return None
 
 
-def properties_json(properties: dict[str, Any]) -> str:
-    """AMQP properties as JSON text; values JSON cannot hold become their repr."""
-    return json.dumps(properties, ensure_ascii=True, default=repr, sort_keys=True)
+RAW_PROPERTIES_KEY = "x-drainer-raw-properties"
+
+
+def _jsonable(value: Any) -> Any:
+    """A decoded AMQP field value as JSON can hold it: bytes as {"base64": ...}, a decimal and a
+    non-finite float as text; the exact bytes travel beside it (RAW_PROPERTIES_KEY)."""
+    if isinstance(value, dict):
+        return {
+            (k.decode("utf-8", "backslashreplace") if isinstance(k, bytes) else str(k)): _jsonable(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        import base64
+
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    if type(value).__name__ == "Decimal":  # AMQP decimal (decimal imported only when one arrives)
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def properties_json(properties: dict[str, Any], raw: bytes = b"") -> str:
+    """AMQP properties as JSON text, with the received property bytes (base64) under
+    RAW_PROPERTIES_KEY: the values as read, and the bytes that hold each field type exactly."""
+    import base64
+
+    record = _jsonable(properties)
+    if raw:
+        record[RAW_PROPERTIES_KEY] = base64.b64encode(raw).decode("ascii")
+    return json.dumps(record, ensure_ascii=True, sort_keys=True, allow_nan=False)
 
 
 # The header `rejected republish` adds: the id of the drainer_rejected_messages row it came from.
@@ -222,15 +319,16 @@ def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = 
         body_sha256=digest,
         exchange=delivery.exchange,
         routing_key=delivery.routing_key,
-        properties=properties_json(delivery.properties),
+        properties=properties_json(delivery.properties, delivery.raw_properties),
         redelivered=delivery.redelivered,
         received_at=now,
     )
 
 
-def decode(delivery: Delivery, now: datetime) -> Event | Rejection:
-    """Decode one delivery; `now` (naive UTC) is the last-resort collector timestamp."""
+def decode(delivery: Delivery, now: datetime, max_bytes: int = 64 * 1024 * 1024) -> Event | Rejection:
+    """Decode one delivery; `now` (naive UTC) is the last-resort collector timestamp; a compressed
+    body may grow to `max_bytes` when decompressed, no further."""
     try:
-        return _to_event(delivery, now)
+        return _to_event(delivery, now, max_bytes)
     except _Undecodable as exc:
         return rejection(delivery, str(exc), now)

@@ -12,6 +12,10 @@ class ConfigError(DrainerError):
 class BrokerError(DrainerError):
     """Something went wrong talking to RabbitMQ."""
 
+    def __init__(self, message: str, unacked: int = 0) -> None:
+        super().__init__(message)
+        self.unacked = unacked  # deliveries fetched before the failure; the broker requeues them
+
 
 class BrokerUnavailable(BrokerError):
     """RabbitMQ could not be reached (within the retry budget)."""
@@ -21,8 +25,20 @@ class BrokerAccessDenied(BrokerError):
     """RabbitMQ refused the credentials or the vhost."""
 
 
+class BrokerCertificateRefused(BrokerAccessDenied):
+    """A TLS certificate was refused: the broker's by the configured CA, or ours by the broker."""
+
+
 class QueueNotFound(BrokerError):
     """The queue does not exist on the vhost."""
+
+
+class BrokerRefused(BrokerError):
+    """RabbitMQ refused an operation on the queue (a reply code other than 403 and 404)."""
+
+
+class QueueNotSupported(BrokerRefused):
+    """The queue's type cannot be read with basic.get (a stream)."""
 
 
 class PublishNotConfirmed(BrokerError):
@@ -45,6 +61,10 @@ class DatabaseAccessDenied(DatabaseError):
     """The database refused the credentials."""
 
 
+class DatabaseLocked(DatabaseError):
+    """A lock held by another session (not a drainer) outlasted the retry budget; nothing was taken."""
+
+
 class SchemaOutdated(DatabaseError):
     """The schema is behind the drainer's sql/ files: run `vitrage-drainer migrate`."""
 
@@ -55,6 +75,10 @@ class SchemaConflict(DatabaseError):
 
 class BatchNotCommitted(DrainerError):
     """A batch could not be committed; its messages were returned to the queue."""
+
+
+class OversizeQueueFull(BatchNotCommitted):
+    """The oversize queue refused a copy (its length limit with overflow reject-publish)."""
 
 
 class LeaseLost(BatchNotCommitted):

@@ -109,6 +109,14 @@ def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logg
     root.setLevel(level)
     logging.captureWarnings(True)  # library warnings become records too: JSON, scrubbed
     logging.getLogger("pika").setLevel(logging.WARNING)
-    # pika reports every failed connect at ERROR before raising; the drainer's own record says it.
-    logging.getLogger("pika.adapters.utils.connection_workflow").setLevel(logging.CRITICAL)
-    logging.getLogger("pika.adapters.blocking_connection").setLevel(logging.CRITICAL)
+    # pika reports every failed connect, lost stream and refused TLS handshake at ERROR, with a
+    # traceback, before raising; broker.py turns the exception into the drainer's own one-sentence
+    # record, so these would only repeat it.
+    for name in (
+        "pika.adapters.utils.connection_workflow",
+        "pika.adapters.blocking_connection",
+        "pika.adapters.utils.io_services_utils",
+        "pika.adapters.base_connection",
+        "pika.connection",
+    ):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

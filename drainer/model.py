@@ -16,7 +16,9 @@ class Delivery:
     exchange: str
     routing_key: str
     redelivered: bool
-    properties: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)  # AMQP properties, decoded faithfully
+    raw_properties: bytes = b""  # the content header's property bytes exactly as received
+    properties_error: str | None = None  # why the properties could not be decoded at all
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,6 @@ from drainer.model import Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
-# Headers the drainer adds to a parked copy (broker.park_oversize), dropped when it goes back.
-PARKING_HEADERS = ("x-drainer-reason", "x-drainer-sha256", "x-original-exchange", "x-original-routing-key")
-
 
 def _headers(delivery: Delivery) -> dict[str, Any]:
     headers = delivery.properties.get("headers")
@@ -82,19 +79,6 @@ def listing(settings: Settings, store: Store | None, count: int) -> list[dict[st
     return found
 
 
-def source_properties(delivery: Delivery) -> dict[str, Any]:
-    """The parked copy's properties without the drainer's parking headers. The moved expiration
-    and user_id stay headers (`x-original-*`): a TTL could let the broker drop the message again,
-    and a user_id must match the login of whoever publishes."""
-    properties = dict(delivery.properties)
-    headers = {k: v for k, v in _headers(delivery).items() if k not in PARKING_HEADERS}
-    if headers:
-        properties["headers"] = headers
-    else:
-        properties.pop("headers", None)
-    return properties
-
-
 def requeue(
     settings: Settings, store: Store, count: int | None, max_bytes: int, done: Callable[[dict[str, Any]], None]
 ) -> dict[str, int]:
@@ -121,7 +105,10 @@ def requeue(
             if len(delivery.body) > max_bytes:
                 totals["still_oversize"] += 1
                 continue
-            broker.publish_confirmed(source, delivery.body, source_properties(delivery))
+            # The parked copy's property bytes as received: the original properties and headers
+            # (expiration and user_id moved to x-original-* headers), and the x-drainer-* headers
+            # that say where it has been.
+            broker.publish_confirmed(source, delivery.body, delivery.raw_properties or dict(delivery.properties))
             marked = rejected.mark_oversize_requeued(store, digest, source)
             broker.ack_one(delivery.tag)
             totals["requeued"] += 1

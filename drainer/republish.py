@@ -77,12 +77,33 @@ def original_properties(stored: str | None) -> dict[str, Any]:
     return {name: _field_value(value) for name, value in found.items() if name in PROPERTY_NAMES}
 
 
-def republished_properties(stored: str | None, row_id: int) -> dict[str, Any]:
-    """The original properties and headers, plus REJECTED_ROW_HEADER naming the row."""
-    properties = original_properties(stored)
-    headers = properties.get("headers")
-    properties["headers"] = {**(headers if isinstance(headers, dict) else {}), envelope.REJECTED_ROW_HEADER: row_id}
-    return properties
+def _received_bytes(stored: str | None) -> bytes:
+    """The content header's property bytes as received, when the row kept them."""
+    try:
+        raw = json.loads(stored or "{}").get(envelope.RAW_PROPERTIES_KEY)
+        return base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
+    except (ValueError, AttributeError):
+        return b""
+
+
+def republished_properties(stored: str | None, row_id: int) -> tuple[bytes | dict[str, Any], dict[str, Any]]:
+    """(what to publish, the same as values) for a rejected row: its original properties and
+    headers plus REJECTED_ROW_HEADER naming the row. What to publish is the received property
+    bytes re-encoded byte for byte (amqp_codec; every header keeps its AMQP type; the message is
+    made persistent) when the row kept them, else the values as stored."""
+    from drainer import amqp_codec
+
+    header = {envelope.REJECTED_ROW_HEADER: str(row_id)}
+    values = original_properties(stored)
+    headers = values.get("headers")
+    values["headers"] = {**(headers if isinstance(headers, dict) else {}), **header}
+    raw = _received_bytes(stored)
+    if raw:
+        try:
+            return amqp_codec.reencode_properties(raw, dict(header)), values
+        except amqp_codec.FieldDecodeError:
+            pass  # bytes that never decoded: send what could be read of them
+    return values, values
 
 
 @dataclass(frozen=True)
@@ -92,7 +113,7 @@ class Plan:
     row_id: int
     queue: str
     body: bytes
-    properties: dict[str, Any]
+    properties: bytes | dict[str, Any]  # encoded property bytes, or values (broker.publish_confirmed)
     outcome: str  # how the drainer will take it: "event <message id>" (stored, or absorbed as a duplicate)
 
     @property
@@ -121,8 +142,8 @@ def plan(store: Store, row_ids: list[int], body: bytes | None, queue: str | None
             )
         rejected.check_markable(store, row_id)
         data = body if body is not None else row["body"]
-        properties = republished_properties(row["properties"], row_id)
-        plans.append(Plan(row_id, queue or row["queue"], data, properties, _outcome(row_id, row, data, properties)))
+        properties, values = republished_properties(row["properties"], row_id)
+        plans.append(Plan(row_id, queue or row["queue"], data, properties, _outcome(row_id, row, data, values)))
     return plans
 
 

@@ -11,7 +11,7 @@ from drainer.config import Settings
 from drainer.db import lease as leases
 from drainer.db import reads, runs
 from drainer.db.engine import Store
-from drainer.errors import DrainerError, SchemaOutdated
+from drainer.errors import DrainerError, QueueNotSupported, SchemaOutdated
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -46,6 +46,13 @@ def _broker_part(settings: Settings, report: dict[str, Any]) -> None:
     broker = Broker.connect(settings)
     try:
         report["queue_depth"], report["consumers"] = broker.depth(settings.queue_name)
+        if report["queue_depth"] == 0:
+            # A stream reports 0 ready messages however much it holds; only basic.get tells.
+            try:
+                broker.probe_readable(settings.queue_name)
+            except QueueNotSupported:
+                report["queue_type"], report["queue_depth"] = "stream", None
+                raise
         report["oversize_queue_depth"] = broker.depth_if_exists(settings.oversize_queue_name)
     finally:
         broker.close()
@@ -65,6 +72,7 @@ def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
     """The report, and the errors met on the way (the CLI turns the first into the exit code)."""
     report: dict[str, Any] = {
         "queue": settings.queue_name,
+        "queue_type": None,  # named when the drainer cannot read it (a stream)
         "queue_depth": None,
         "consumers": None,
         "events": None,

@@ -8,15 +8,20 @@ from drainer.errors import (
     AckFailed,
     BatchNotCommitted,
     BrokerAccessDenied,
+    BrokerCertificateRefused,
     BrokerError,
+    BrokerRefused,
     ConfigError,
     DatabaseAccessDenied,
     DatabaseError,
+    DatabaseLocked,
     Interrupted,
     LeaseHeldByOther,
     NotRepublishable,
+    OversizeQueueFull,
     PublishNotConfirmed,
     QueueNotFound,
+    QueueNotSupported,
     RecordNotFound,
     SchemaConflict,
     SchemaOutdated,
@@ -35,6 +40,7 @@ class Exit(IntEnum):
     UNAVAILABLE = 69  # broker or database unreachable within the retry budget
     TEMPFAIL = 75  # batch not committed (messages returned) or committed but not acked; a publish not
     # confirmed; a lease held by a live drainer
+    PROTOCOL = 76  # the broker refused an operation on the queue (e.g. basic.get on a stream)
     NOPERM = 77  # broker or database refused the credentials or the vhost
     CONFIG = 78  # database schema missing, behind, or changed: run migrate
 
@@ -46,12 +52,17 @@ _CODES: tuple[tuple[type[BaseException], Exit, str], ...] = (
     (RecordNotFound, Exit.NOINPUT, "not_found"),
     (NotRepublishable, Exit.DATAERR, "not_republishable"),
     (PublishNotConfirmed, Exit.TEMPFAIL, "publish_not_confirmed"),
+    (QueueNotSupported, Exit.PROTOCOL, "queue_not_supported"),
+    (BrokerRefused, Exit.PROTOCOL, "broker_refused"),
+    (BrokerCertificateRefused, Exit.NOPERM, "broker_certificate_refused"),
     (BrokerAccessDenied, Exit.NOPERM, "broker_access_denied"),
     (DatabaseAccessDenied, Exit.NOPERM, "database_access_denied"),
     (SchemaOutdated, Exit.CONFIG, "schema_outdated"),
     (SchemaConflict, Exit.CONFIG, "schema_conflict"),
     (AckFailed, Exit.TEMPFAIL, "ack_failed_after_commit"),
     (Interrupted, Exit.TEMPFAIL, "interrupted"),
+    (OversizeQueueFull, Exit.TEMPFAIL, "oversize_queue_full"),
+    (DatabaseLocked, Exit.TEMPFAIL, "database_locked"),
     (LeaseHeldByOther, Exit.TEMPFAIL, "lease_held"),
     (BatchNotCommitted, Exit.TEMPFAIL, "batch_not_committed"),
     (BrokerError, Exit.UNAVAILABLE, "broker_unavailable"),

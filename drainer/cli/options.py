@@ -28,8 +28,9 @@ def connections(parser: argparse.ArgumentParser) -> None:
         "--config-file",
         action="append",
         metavar="PATH",
-        help="oslo-style INI (vitrage.conf): [DEFAULT] transport_url, [database] "
-        "connection, [persistency] persistor_topic; repeatable; env DRAINER_CONFIG_FILE",
+        help="your vitrage.conf, read as oslo.config reads it: [DEFAULT] or [oslo_messaging_notifications] "
+        "transport_url, [oslo_messaging_rabbit] ssl and ssl_*, [database] connection, [persistency] "
+        "persistor_topic; repeatable, later files win; env DRAINER_CONFIG_FILE",
     )
     g.add_argument(
         "--amqp-url",
@@ -59,6 +60,19 @@ def connections(parser: argparse.ArgumentParser) -> None:
         help=f"retry budget for connects and a batch; env DRAINER_RETRY_SECONDS; default {defaults.RETRY_SECONDS:g}",
     )
     g.add_argument("--log-format", choices=("json", "text"), help="env DRAINER_LOG_FORMAT; default json")
+    tls = parser.add_argument_group(
+        "TLS for amqps:// URLs (as [oslo_messaging_rabbit] ssl_* in vitrage.conf; see the README)"
+    )
+    for name, text in (
+        ("ca-file", "CA bundle the broker's certificate must chain to; the host name is checked too"),
+        ("cert-file", "client certificate (PEM), for a broker that asks for one"),
+        ("key-file", "the client certificate's private key (PEM)"),
+        ("version", "TLSv1_2, TLSv1_1, TLSv1 or SSLv23, as oslo.messaging's ssl_version"),
+    ):
+        env_name = "DRAINER_AMQP_SSL_" + name.upper().replace("-", "_")
+        tls.add_argument(
+            f"--amqp-ssl-{name}", metavar="PATH" if "file" in name else "VERSION", help=f"{text}; env {env_name}"
+        )
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:

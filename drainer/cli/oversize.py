@@ -69,8 +69,10 @@ def register(sub: Any) -> None:
         "requeue",
         "send parked messages back to the source queue (confirmed), once the limits are raised",
         "Take each parked message, publish it to the source queue (the drained queue) through the\n"
-        "default exchange with its original properties and headers (without the drainer's parking\n"
-        "headers), wait for the broker's publisher confirm, mark its oversize record republished,\n"
+        "default exchange with the parked copy's property bytes as they are (the original\n"
+        "properties and headers, expiration and user_id kept as x-original-* headers, and the\n"
+        "x-drainer-* headers that say where it has been), wait for the broker's publisher confirm,\n"
+        "mark its oversize record republished,\n"
         "and only then ack the parked copy. A message still larger than the limit the drainer would\n"
         "apply now (--max-message-bytes, capped by the server's max_allowed_packet), or whose body\n"
         "no longer matches its recorded SHA-256, stays parked. A crash between the publish and the\n"

@@ -119,9 +119,10 @@ def _write_once(
                     # First, too: the lease row stays locked for the whole attempt, so nobody can
                     # take the lease while this batch is being written, however slow it is.
                     leases.fence(store, conn, lease)
-                fresh = _new_only(conn, t.events.c.message_id, events, "message_id")
+                fresh, reused = _new_events(store, conn, events)
                 refused = _insert_events(store, conn, fresh)
                 set_aside = [_refusal(hooks, event, reason) for event, reason in refused]
+                set_aside += [_reused(hooks, event, stored_id) for event, stored_id in reused]
                 all_rejections = [*rejections, *set_aside]
                 new_rejections = _new_only(conn, t.rejected.c.dedupe_key, all_rejections, "dedupe_key")
                 _insert_rejections(store, conn, queue, new_rejections)
@@ -129,9 +130,9 @@ def _write_once(
                 stored = [e for e in fresh if e.message_id not in refused_keys]
                 result = WriteResult(
                     stored=len(stored),
-                    duplicates=(len(events) - len(fresh)) + (len(all_rejections) - len(new_rejections)),
+                    duplicates=(len(events) - len(fresh) - len(reused)) + (len(all_rejections) - len(new_rejections)),
                     rejected=len(new_rejections),
-                    set_aside=len(refused),
+                    set_aside=len(refused) + len(reused),
                 )
                 if stored:
                     first_id, last_id = _id_range(store, conn, stored)
@@ -162,6 +163,47 @@ def _refusal(hooks: BatchHooks, event: Event, reason: str) -> Rejection:
         extra={"event": "row_refused", "message_id": event.message_id, "reason": reason},
     )
     return hooks.refuse(event, "database refused the row: " + reason)
+
+
+def _reused(hooks: BatchHooks, event: Event, stored_id: int) -> Rejection:
+    reason = f"message_id {event.message_id!r} is already stored (id {stored_id}) with different content"
+    if hooks.refuse is None:
+        raise BatchNotCommitted(reason)
+    log.warning(
+        "message id reused for different content; setting the message aside",
+        extra={"event": "message_id_reused", "message_id": event.message_id, "stored_id": stored_id},
+    )
+    return hooks.refuse(event, reason)
+
+
+# What a redelivery repeats exactly. Not collector_timestamp: without a date in the message it is
+# the time of the drain, which differs on every delivery.
+_CONTENT = ("payload", "event_type", "publisher_id", "priority")
+
+
+def _new_events(store: Store, conn: Connection, events: Sequence[Event]) -> tuple[list[Event], list[tuple[Event, int]]]:
+    """(events whose key is not stored yet, [(event, stored id)] whose key is stored with other
+    content). A redelivery is byte-identical, so it decodes to the stored content and is a plain
+    duplicate; the same key with different content is a different message (a producer bug, a
+    replayed fixture, a restored backup) and must not vanish as a duplicate."""
+    if not events:
+        return [], []
+    from sqlalchemy import select
+
+    t = store.t.events
+    stored: dict[str, Any] = {}
+    for start in range(0, len(events), _LOOKUP_CHUNK):
+        keys = [e.message_id for e in events[start : start + _LOOKUP_CHUNK]]
+        query = select(t.c.message_id, t.c.id, *(t.c[name] for name in _CONTENT)).where(t.c.message_id.in_(keys))
+        stored.update({row.message_id: row for row in conn.execute(query)})
+    fresh, reused = [], []
+    for event in events:
+        row = stored.get(event.message_id)
+        if row is None:
+            fresh.append(event)
+        elif any(getattr(row, name) != getattr(event, name) for name in _CONTENT):
+            reused.append((event, int(row.id)))
+    return fresh, reused
 
 
 def _new_only(conn: Connection, column: Any, items: Sequence[Any], attr: str) -> list[Any]:

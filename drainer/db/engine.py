@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from drainer import retry
 from drainer.config import Settings, mask_url
 from drainer.db import tables
-from drainer.errors import ConfigError, DatabaseAccessDenied, DatabaseUnavailable
+from drainer.errors import ConfigError, DatabaseAccessDenied, DatabaseLocked, DatabaseUnavailable, DrainerError
 from drainer.model import utcnow
 
 if TYPE_CHECKING:
@@ -108,20 +108,77 @@ def is_missing_table(exc: BaseException) -> bool:
     return error_number(exc) == MISSING_TABLE or "no such table" in str(getattr(exc, "orig", exc))
 
 
+# SQLite's refusals: a database file (or its directory) the process may read but not write.
+SQLITE_REFUSED_WORDS = ("attempt to write a readonly database", "readonly database")
+LOCK_WAIT_ERRORS = frozenset({1205})  # innodb_lock_wait_timeout and lock_wait_timeout (metadata locks)
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """True when the database refuses this account or file something (a privilege, a read-only
+    file): no retry can cure it; 77."""
+    text = str(getattr(exc, "orig", exc))
+    return error_number(exc) in ACCESS_DENIED or any(word in text for word in SQLITE_REFUSED_WORDS)
+
+
+def is_lock_wait(exc: BaseException) -> bool:
+    """True when a statement waited for a lock held by another session until its timeout."""
+    return error_number(exc) in LOCK_WAIT_ERRORS or any(
+        word in str(getattr(exc, "orig", exc)) for word in SQLITE_BUSY_WORDS
+    )
+
+
+def classified(exc: BaseException, what: str) -> DrainerError:
+    """The one classification every database step shares, once its retries are spent:
+    a refusal is DatabaseAccessDenied (77), a lock still held DatabaseLocked (75), anything
+    else DatabaseUnavailable (69)."""
+    if is_refusal(exc):
+        return DatabaseAccessDenied(f"{what}: the database refused it: {describe(exc)}")
+    if is_lock_wait(exc):
+        return DatabaseLocked(
+            f"{what}: still locked by another session after the retry budget (e.g. LOCK TABLES from "
+            f"mysqldump --lock-tables, a long ALTER, an open SQLite write transaction): {describe(exc)}"
+        )
+    return DatabaseUnavailable(f"{what}: {describe(exc)}")
+
+
+T = TypeVar("T")
+
+
+def step(store: Store, what: str, attempt: Callable[[], T], retrying: bool = True) -> T:
+    """Run one database step (connect, schema check, lease, a read, a prune chunk) the way the
+    batch transaction runs: transient errors (locks, deadlocks, read-only during a failover, a
+    connection the server dropped, also while it sat idle in the pool) are retried with fresh
+    connections within --retry-seconds; then `classified`. `attempt` must take its own
+    connection each time it is called."""
+    from sqlalchemy.exc import DBAPIError
+
+    def fresh_each_time() -> T:
+        try:
+            return attempt()
+        except DBAPIError as exc:
+            if error_number(exc) in INVALIDATE_ERRORS or exc.connection_invalidated:
+                store.engine.dispose()  # pooled connections may point at the old primary, or be dead
+            raise
+
+    try:
+        if not retrying:
+            return fresh_each_time()
+        policy = retry.bounded(what, store.settings.retry_seconds, is_transient, describe=describe)
+        return policy(fresh_each_time)
+    except DBAPIError as exc:
+        raise classified(exc, what) from exc
+
+
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Turn a driver error met while reading or maintaining into the drainer's own error.
-
-    Raises DatabaseAccessDenied for a refused privilege, DatabaseUnavailable otherwise.
-    """
+    """The shared classification for a step that cannot be repeated as a whole (a DDL file of
+    `migrate`): no retry."""
     from sqlalchemy.exc import DBAPIError
 
     try:
         yield
     except DBAPIError as exc:
-        if error_number(exc) in ACCESS_DENIED:
-            raise DatabaseAccessDenied(f"{what}: {describe(exc)}") from exc
-        raise DatabaseUnavailable(f"{what}: {describe(exc)}") from exc
+        raise classified(exc, what) from exc
 
 
 def _engine(url: str, settings: Settings) -> Engine:
@@ -220,7 +277,7 @@ class Store:
         except TypeError as exc:  # an unknown ?option in the URL reaches the driver's connect()
             raise ConfigError(f"database URL {self.where()} has an option the driver refuses: {exc}") from exc
         except DBAPIError as exc:
-            if error_number(exc) in ACCESS_DENIED:
+            if is_refusal(exc):
                 raise DatabaseAccessDenied(f"database refused access at {self.where()}: {describe(exc)}") from exc
             raise DatabaseUnavailable(f"database unreachable at {self.where()}: {describe(exc)}") from exc
 
@@ -230,8 +287,11 @@ class Store:
             return None
         from sqlalchemy import text
 
-        with translated("reading max_allowed_packet"), self.engine.connect() as conn:
-            return int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
+        def read() -> int:
+            with self.engine.connect() as conn:
+                return int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
+
+        return step(self, "reading max_allowed_packet", read)
 
     def now(self, conn: Connection) -> datetime:
         """The database's clock, naive UTC (one clock for every drainer host)."""
@@ -244,8 +304,12 @@ class Store:
 
     def clock(self) -> datetime:
         """The database's current time, naive UTC."""
-        with translated("reading the clock"), self.engine.connect() as conn:
-            return self.now(conn)
+
+        def read() -> datetime:
+            with self.engine.connect() as conn:
+                return self.now(conn)
+
+        return step(self, "reading the clock", read)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from drainer import retry
-from drainer.db.engine import INVALIDATE_ERRORS, Store, describe, error_number, is_transient, translated
-from drainer.errors import DatabaseUnavailable, LeaseLost
+from drainer.db.engine import Store, describe, error_number, is_lock_wait, step
+from drainer.errors import LeaseLost
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -38,17 +37,27 @@ class LeaseHolder:
 def acquire(
     store: Store, name: str, holder: str, ttl_s: float, is_dead: Callable[[str], bool] = lambda _h: False
 ) -> LeaseHolder | None:
-    """Take the queue's lease; None on success, else who holds it and until when.
+    """Take the queue's lease; None on success, else the live drainer that holds it.
 
     A holder that `is_dead` (a killed run on this host) is taken over at once; any other holder
-    keeps the lease until it expires. Raises DatabaseUnavailable.
+    keeps the lease until it expires. A lock on the lease row is "held" only when a non-locking
+    read shows a live drainer there (one committing its batch); any other lock (LOCK TABLES from a
+    backup, an open SQLite write transaction) is waited out within the retry budget like any
+    transient error. Raises DatabaseLocked, DatabaseAccessDenied, DatabaseUnavailable.
     """
     from sqlalchemy.exc import DBAPIError
 
-    try:
-        with store.writer.begin() as conn:
-            _ensure_row(store, conn, name)
-        current = _try_take(store, name, holder, ttl_s, None)
+    def attempt() -> LeaseHolder | None:
+        try:
+            with store.writer.begin() as conn:
+                _ensure_row(store, conn, name)
+            current = _try_take(store, name, holder, ttl_s, None)
+        except DBAPIError as exc:
+            # 1213: on Galera, another node's drainer took the row first (certification conflict).
+            live = _live_holder(store, name) if is_lock_wait(exc) or error_number(exc) == 1213 else None
+            if live is not None:
+                return live
+            raise
         if current is not None and current.holder and is_dead(current.holder):
             log.warning(
                 "taking over the lease of a drainer that is no longer running",
@@ -56,11 +65,28 @@ def acquire(
             )
             current = _try_take(store, name, holder, ttl_s, current.holder)
         return current
-    except DBAPIError as exc:
-        if error_number(exc) in (1205, 1213) or is_transient(exc) and "locked" in str(exc):
-            # Another transaction holds the lease row (a drainer committing its batch) right now.
-            return LeaseHolder("(lease row locked by another transaction)", None)
-        raise DatabaseUnavailable(f"could not take the lease: {describe(exc)}") from exc
+
+    return step(store, "taking the lease", attempt)
+
+
+def _live_holder(store: Store, name: str) -> LeaseHolder | None:
+    """The lease row's holder when it is a live drainer, by a read that takes no lock (InnoDB's
+    consistent read; SQLite readers pass a writer's reserved lock); None when the row is free or
+    expired, or when the read is blocked too (a WRITE table lock)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    t = store.t.leases
+    try:
+        with store.engine.connect() as conn:
+            row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).first()
+            now = store.now(conn)
+    except DBAPIError:
+        return None
+    if row is None or row.holder is None or row.expires_at is None:
+        return None
+    expires = row.expires_at if isinstance(row.expires_at, datetime) else datetime.fromisoformat(str(row.expires_at))
+    return LeaseHolder(row.holder, expires) if expires > now else None
 
 
 def _try_take(store: Store, name: str, holder: str, ttl_s: float, dead: str | None) -> LeaseHolder | None:
@@ -120,26 +146,12 @@ def renew(store: Store, lease: Lease, retrying: bool = True) -> None:
     Transient errors (a deadlock with a Galera peer, a failover) are retried like a batch unless
     `retrying` is False. Raises LeaseLost, DatabaseUnavailable, DatabaseAccessDenied.
     """
-    from sqlalchemy.exc import DBAPIError
 
     def renew_once() -> None:
-        conn = store.writer.connect()
-        try:
-            with conn.begin():
-                fence(store, conn, lease)
-        except DBAPIError as exc:
-            if error_number(exc) in INVALIDATE_ERRORS:
-                conn.invalidate()
-            raise
-        finally:
-            conn.close()
+        with store.writer.begin() as conn:
+            fence(store, conn, lease)
 
-    with translated("renewing the lease"):
-        if not retrying:
-            renew_once()
-            return
-        policy = retry.bounded("lease renewal", store.settings.retry_seconds, is_transient, describe=describe)
-        policy(renew_once)
+    step(store, "renewing the lease", renew_once, retrying)
 
 
 def release(store: Store, lease: Lease) -> None:
@@ -164,25 +176,31 @@ def release(store: Store, lease: Lease) -> None:
 
 def holder_of(store: Store, name: str) -> LeaseHolder | None:
     """The lease row of a queue as stored (holder None: free), or None when there is no row."""
-    with translated("reading the lease"):
-        from sqlalchemy import select
+    from sqlalchemy import select
 
-        t = store.t.leases
+    t = store.t.leases
+
+    def read() -> LeaseHolder | None:
         with store.engine.connect() as conn:
             row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).first()
         return LeaseHolder(row.holder, row.expires_at) if row else None
 
+    return step(store, "reading the lease", read)
+
 
 def rows(store: Store) -> list[dict[str, Any]]:
     """Every lease row, by name, with the database's clock as `now`."""
-    with translated("reading the leases"):
-        from sqlalchemy import select
+    from sqlalchemy import select
 
-        t = store.t.leases
+    t = store.t.leases
+
+    def read() -> list[dict[str, Any]]:
         with store.engine.connect() as conn:
             now = store.now(conn)
             found = conn.execute(select(t).order_by(t.c.name)).mappings().all()
         return [{**{k: _name(v) for k, v in r.items()}, "now": now} for r in found]
+
+    return step(store, "reading the leases", read)
 
 
 def _name(value: Any) -> Any:
@@ -191,12 +209,14 @@ def _name(value: Any) -> Any:
 
 def delete(store: Store, name: str, force: bool, dead_holder: str | None) -> bool:
     """Remove a queue's lease row when it is free, expired or held by `dead_holder` (any holder
-    with `force`); True when removed. Waits (bounded by the lock wait timeout) for a batch that
-    holds the row locked to end. Raises DatabaseAccessDenied (an account without DELETE)."""
-    with translated("releasing the lease"):
-        from sqlalchemy import delete as delete_
+    with `force`); True when removed. Waits (bounded by the lock wait timeout, then retried within
+    the budget) for a batch that holds the row locked to end. Raises DatabaseAccessDenied (an
+    account without DELETE), DatabaseLocked, DatabaseUnavailable."""
+    from sqlalchemy import delete as delete_
 
-        t = store.t.leases
+    t = store.t.leases
+
+    def attempt() -> bool:
         with store.writer.begin() as conn:
             condition = t.c.name == name
             if not force:
@@ -205,3 +225,5 @@ def delete(store: Store, name: str, force: bool, dead_holder: str | None) -> boo
                     free = free | (t.c.holder == dead_holder)
                 condition = condition & free
             return bool(conn.execute(delete_(t).where(condition)).rowcount)
+
+    return step(store, "releasing the lease", attempt)

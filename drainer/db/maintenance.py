@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from drainer.db import runs
-from drainer.db.engine import Store, translated
+from drainer.db.engine import Store, step
 
 
 def history_outcomes() -> Any:
@@ -19,26 +19,32 @@ def history_outcomes() -> Any:
 
 def prune(store: Store, before_id: int | None, older_than: datetime | None, chunk: int, dry_run: bool) -> Iterator[int]:
     """Delete events with id < before_id, or collector_timestamp < older_than (naive UTC), in
-    chunks of `chunk` rows, one short transaction each; yield each chunk's count (with dry_run:
-    one count, nothing deleted). Raises DatabaseAccessDenied, DatabaseUnavailable."""
-    with translated("pruning events"):
-        from sqlalchemy import delete, func, select
+    chunks of `chunk` rows, one short transaction each (one database step: a chunk that meets a
+    transient error is retried whole); yield each chunk's count (with dry_run: one count, nothing
+    deleted). Raises DatabaseAccessDenied, DatabaseUnavailable, DatabaseLocked."""
+    from sqlalchemy import delete, func, select
 
-        t = store.t.events
-        condition = t.c.id < before_id if before_id is not None else t.c.collector_timestamp < older_than
-        if dry_run:
+    t = store.t.events
+    condition = t.c.id < before_id if before_id is not None else t.c.collector_timestamp < older_than
+    if dry_run:
+
+        def count() -> int:
             with store.engine.connect() as conn:
-                yield conn.execute(select(func.count()).where(condition)).scalar_one()
-            return
-        outcomes = history_outcomes()
-        while True:
-            with store.writer.begin() as conn:
-                rows = conn.execute(select(t.c.id, t.c.message_id).where(condition).order_by(t.c.id).limit(chunk)).all()
-                if not rows:
-                    return
-                ids = [r.id for r in rows]
-                conn.execute(delete(t).where(t.c.id.in_(ids)))
+                return int(conn.execute(select(func.count()).where(condition)).scalar_one())
+
+        yield step(store, "counting events to prune", count)
+        return
+    outcomes = history_outcomes()
+
+    def delete_chunk() -> int:
+        with store.writer.begin() as conn:
+            rows = conn.execute(select(t.c.id, t.c.message_id).where(condition).order_by(t.c.id).limit(chunk)).all()
+            if rows:
+                conn.execute(delete(t).where(t.c.id.in_([r.id for r in rows])))
                 # An event's history outcome goes with it (the history rows themselves stay).
                 conn.execute(delete(outcomes).where(outcomes.c.message_id.in_([r.message_id for r in rows])))
-                runs.count_pruned(store, conn, ids)
-            yield len(rows)
+                runs.count_pruned(store, conn, [r.id for r in rows])
+        return len(rows)
+
+    while deleted := step(store, "pruning events", delete_chunk):
+        yield deleted

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from drainer.db import tables
-from drainer.db.engine import Store, is_missing_table, translated
+from drainer.db.engine import Store, is_missing_table, step, translated
 from drainer.errors import SchemaOutdated
 from drainer.model import utcnow
 
@@ -25,10 +25,10 @@ MIGRATIONS_DDL = {
 
 def applied(store: Store, table: str = tables.MIGRATIONS) -> dict[str, str] | None:
     """name -> checksum of the applied files, or None when the migrations table does not exist."""
-    with translated(f"reading {table}"):
-        from sqlalchemy import text
-        from sqlalchemy.exc import DBAPIError
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
+    def read() -> dict[str, str] | None:
         with store.engine.connect() as conn:
             try:  # one query, no reflection: this runs at the start of every drain
                 return dict(conn.execute(text(f"SELECT name, checksum FROM {table}")).all())
@@ -36,6 +36,8 @@ def applied(store: Store, table: str = tables.MIGRATIONS) -> dict[str, str] | No
                 if is_missing_table(exc):
                     return None
                 raise
+
+    return step(store, f"reading {table}", read)
 
 
 def columns_of(store: Store, table: str) -> list[str] | None:
@@ -50,23 +52,24 @@ def table_columns(store: Store, names: Sequence[str]) -> dict[str, list[str]]:
     from sqlalchemy import bindparam, text
 
     found: dict[str, list[str]] = {}
-    rows: list[tuple[Any, Any]]
-    with translated("reading the table catalogue"), store.engine.connect() as conn:
-        if store.dialect == "mysql":
-            rows = [
-                tuple(r)
-                for r in conn.execute(
-                    text(
-                        "SELECT table_name, column_name FROM information_schema.columns"
-                        " WHERE table_schema = DATABASE() AND table_name IN :names"
-                        " ORDER BY table_name, ordinal_position"
-                    ).bindparams(bindparam("names", expanding=True)),
-                    {"names": list(names)},
-                )
-            ]
-        else:
-            rows = [(n, row[1]) for n in names for row in conn.exec_driver_sql(f"PRAGMA table_info('{n}')")]
-    for table, column in rows:
+
+    def read() -> list[tuple[Any, Any]]:
+        with store.engine.connect() as conn:
+            if store.dialect == "mysql":
+                return [
+                    tuple(r)
+                    for r in conn.execute(
+                        text(
+                            "SELECT table_name, column_name FROM information_schema.columns"
+                            " WHERE table_schema = DATABASE() AND table_name IN :names"
+                            " ORDER BY table_name, ordinal_position"
+                        ).bindparams(bindparam("names", expanding=True)),
+                        {"names": list(names)},
+                    )
+                ]
+            return [(n, row[1]) for n in names for row in conn.exec_driver_sql(f"PRAGMA table_info('{n}')")]
+
+    for table, column in step(store, "reading the table catalogue", read):
         found.setdefault(str(table), []).append(str(column))
     return found
 

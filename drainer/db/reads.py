@@ -1,4 +1,5 @@
-"""Read-only queries: `status` figures and the `events` export."""
+"""Read-only queries: `status` figures and the `events` export. Each read is one database step
+(engine.step): retried on a fresh connection while transient, then classified."""
 
 from __future__ import annotations
 
@@ -7,19 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from drainer.db.engine import Store, translated
+from drainer.db.engine import Store, step
 
 
 def overview(store: Store) -> dict[str, Any]:
     """Counts and extremes for `status`: events, last id, newest collector timestamp, rejected
     rows still pending (not republished) and those republished.
 
-    Raises DatabaseUnavailable, DatabaseAccessDenied.
+    Raises DatabaseUnavailable, DatabaseAccessDenied, DatabaseLocked.
     """
-    with translated("reading the status"):
-        from sqlalchemy import case, func, select
+    from sqlalchemy import case, func, select
 
-        events, rejected = store.t.events, store.t.rejected
+    events, rejected = store.t.events, store.t.rejected
+
+    def read() -> dict[str, Any]:
         with store.engine.connect() as conn:
             count, last_id = conn.execute(select(func.count(), func.max(events.c.id))).one()
             newest = conn.execute(select(func.max(events.c.collector_timestamp))).scalar_one()
@@ -38,6 +40,8 @@ def overview(store: Store) -> dict[str, Any]:
             "rejected": pending,
             "rejected_republished": republished,
         }
+
+    return step(store, "reading the status", read)
 
 
 @dataclass(frozen=True)
@@ -79,30 +83,36 @@ def events_page(store: Store, where: EventFilter, last: int, size: int) -> Any:
 
 def iter_events(store: Store, where: EventFilter, limit: int | None, page: int = 1000) -> Iterator[Any]:
     """Events in id order (rows with id, collector_timestamp, message_id, event_type, payload),
-    read in keyset pages of `page` rows so memory stays constant for any table size."""
-    with translated("reading events"):
-        last = where.after_id if where.after_id is not None else -1
-        left = limit
-        while left is None or left > 0:
-            size = page if left is None else min(page, left)
+    read in keyset pages of `page` rows so memory stays constant for any table size; each page
+    is one step, so a page that meets a failover is read again, not skipped."""
+    last = where.after_id if where.after_id is not None else -1
+    left = limit
+    while left is None or left > 0:
+        size = page if left is None else min(page, left)
+        statement = events_page(store, where, last, size)
+
+        def read(statement: Any = statement) -> list[Any]:
             with store.engine.connect() as conn:
-                rows = conn.execute(events_page(store, where, last, size)).all()
-            yield from rows
-            if len(rows) < size:
-                return
-            last = rows[-1].id
-            if left is not None:
-                left -= len(rows)
+                return list(conn.execute(statement).all())
+
+        rows = step(store, "reading events", read)
+        yield from rows
+        if len(rows) < size:
+            return
+        last = rows[-1].id
+        if left is not None:
+            left -= len(rows)
 
 
 def stored_ids(store: Store, message_ids: list[str]) -> dict[str, int]:
     """message_id -> id for the keys already stored (`peek` shows what would be a duplicate)."""
     if not message_ids:
         return {}
-    with translated("reading events"):
-        from sqlalchemy import select
+    from sqlalchemy import select
 
-        t = store.t.events
+    t = store.t.events
+
+    def read() -> dict[str, int]:
         found: dict[str, int] = {}
         with store.engine.connect() as conn:
             for start in range(0, len(message_ids), 1000):
@@ -110,3 +120,5 @@ def stored_ids(store: Store, message_ids: list[str]) -> dict[str, int]:
                 for message_id, row_id in conn.execute(select(t.c.message_id, t.c.id).where(t.c.message_id.in_(chunk))):
                     found[message_id] = row_id
         return found
+
+    return step(store, "reading events", read)

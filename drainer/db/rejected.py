@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from drainer.db.engine import Store, translated
+from drainer.db.engine import Store, step
 
 OVERSIZE_KEY_PREFIX = "oversize:"  # dedupe keys of oversize records (envelope.rejection)
 
@@ -27,13 +26,17 @@ def pending_count(store: Store) -> int:
     from sqlalchemy import func, select
 
     t = store.t.rejected
-    with translated("counting pending rejections"), store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(t.c.republished_at.is_(None))).scalar_one())
+
+    def read() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(t.c.republished_at.is_(None))).scalar_one())
+
+    return step(store, "counting pending rejections", read)
 
 
 def listing(
     store: Store, since: datetime | None, reason: str | None, limit: int, everything: bool
-) -> Iterator[dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """Rows newest first, without their bodies: pending only unless `everything`; received at or
     after `since` (naive UTC); whose reason contains `reason` (case-insensitive)."""
     from sqlalchemy import func, select
@@ -47,9 +50,12 @@ def listing(
         query = query.where(t.c.received_at >= since)
     if reason:
         query = query.where(func.lower(t.c.reason).contains(reason.lower(), autoescape=True))
-    with translated("reading drainer_rejected_messages"), store.engine.connect() as conn:
-        for row in conn.execute(query):
-            yield _row(row)
+
+    def read() -> list[dict[str, Any]]:
+        with store.engine.connect() as conn:
+            return [_row(row) for row in conn.execute(query)]
+
+    return step(store, "reading drainer_rejected_messages", read)
 
 
 def get(store: Store, row_id: int) -> dict[str, Any] | None:
@@ -57,9 +63,13 @@ def get(store: Store, row_id: int) -> dict[str, Any] | None:
     from sqlalchemy import select
 
     t = store.t.rejected
-    with translated("reading drainer_rejected_messages"), store.engine.connect() as conn:
-        row = conn.execute(select(t).where(t.c.id == row_id)).first()
-    return _row(row) if row is not None else None
+
+    def read() -> dict[str, Any] | None:
+        with store.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.id == row_id)).first()
+        return _row(row) if row is not None else None
+
+    return step(store, "reading drainer_rejected_messages", read)
 
 
 def mark_republished(store: Store, row_id: int, queue: str, sha256: str) -> None:
@@ -68,12 +78,16 @@ def mark_republished(store: Store, row_id: int, queue: str, sha256: str) -> None
     from sqlalchemy import update
 
     t = store.t.rejected
-    with translated("marking the rejected row republished"), store.writer.begin() as conn:
-        conn.execute(
-            update(t)
-            .where(t.c.id == row_id)
-            .values(republished_at=store.now(conn), republished_to=queue, republished_sha256=sha256)
-        )
+
+    def attempt() -> None:
+        with store.writer.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.id == row_id)
+                .values(republished_at=store.now(conn), republished_to=queue, republished_sha256=sha256)
+            )
+
+    step(store, "marking the rejected row republished", attempt)
 
 
 def check_markable(store: Store, row_id: int) -> None:
@@ -82,10 +96,13 @@ def check_markable(store: Store, row_id: int) -> None:
     from sqlalchemy import update
 
     t = store.t.rejected
-    with translated("checking that rejected rows can be marked"), store.writer.connect() as conn:
-        with conn.begin() as transaction:
+
+    def attempt() -> None:
+        with store.writer.connect() as conn, conn.begin() as transaction:
             conn.execute(update(t).where(t.c.id == row_id).values(republished_at=t.c.republished_at))
             transaction.rollback()
+
+    step(store, "checking that rejected rows can be marked", attempt)
 
 
 def mark_oversize_requeued(store: Store, sha256: str, queue: str) -> int:
@@ -94,18 +111,22 @@ def mark_oversize_requeued(store: Store, sha256: str, queue: str) -> int:
     from sqlalchemy import update
 
     t = store.t.rejected
-    with translated("marking oversize records requeued"), store.writer.begin() as conn:
-        return int(
-            conn.execute(
-                update(t)
-                .where(
-                    t.c.body_sha256 == sha256,
-                    t.c.dedupe_key.startswith(OVERSIZE_KEY_PREFIX),
-                    t.c.republished_at.is_(None),
-                )
-                .values(republished_at=store.now(conn), republished_to=queue, republished_sha256=sha256)
-            ).rowcount
-        )
+
+    def attempt() -> int:
+        with store.writer.begin() as conn:
+            return int(
+                conn.execute(
+                    update(t)
+                    .where(
+                        t.c.body_sha256 == sha256,
+                        t.c.dedupe_key.startswith(OVERSIZE_KEY_PREFIX),
+                        t.c.republished_at.is_(None),
+                    )
+                    .values(republished_at=store.now(conn), republished_to=queue, republished_sha256=sha256)
+                ).rowcount
+            )
+
+    return step(store, "marking oversize records requeued", attempt)
 
 
 def oversize_parked_at(store: Store, digests: list[str]) -> dict[str, datetime]:
@@ -116,10 +137,16 @@ def oversize_parked_at(store: Store, digests: list[str]) -> dict[str, datetime]:
     from sqlalchemy import func, select
 
     t = store.t.rejected
-    with translated("reading drainer_rejected_messages"), store.engine.connect() as conn:
-        rows = conn.execute(
-            select(t.c.body_sha256, func.min(t.c.received_at))
-            .where(t.c.body_sha256.in_(sorted(set(digests))), t.c.dedupe_key.startswith(OVERSIZE_KEY_PREFIX))
-            .group_by(t.c.body_sha256)
-        ).all()
+
+    def read() -> list[Any]:
+        with store.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(t.c.body_sha256, func.min(t.c.received_at))
+                    .where(t.c.body_sha256.in_(sorted(set(digests))), t.c.dedupe_key.startswith(OVERSIZE_KEY_PREFIX))
+                    .group_by(t.c.body_sha256)
+                ).all()
+            )
+
+    rows = step(store, "reading drainer_rejected_messages", read)
     return {digest: datetime.fromisoformat(at) if isinstance(at, str) else at for digest, at in rows}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from drainer.db.engine import Store, translated
+from drainer.db.engine import Store, step
 from drainer.errors import BatchNotCommitted
 from drainer.model import utcnow
 
@@ -51,10 +51,22 @@ def _now(store: Store, conn: Connection) -> Any:
 def start(store: Store, run_id: str, holder: str, queue: str) -> None:
     """Insert the run's row (its own short transaction). Raises DatabaseAccessDenied (e.g. a drain
     account without INSERT on drainer_runs: re-run the grants after `migrate`), DatabaseUnavailable."""
-    from sqlalchemy import insert
+    from sqlalchemy import insert, select
+    from sqlalchemy.exc import IntegrityError
 
-    with translated("recording the run in drainer_runs"), store.writer.begin() as conn:
-        conn.execute(insert(store.t.runs).values(run_id=run_id, holder=holder, queue=queue, started_at=store.now(conn)))
+    t = store.t.runs
+
+    def attempt() -> None:
+        try:
+            with store.writer.begin() as conn:
+                conn.execute(insert(t).values(run_id=run_id, holder=holder, queue=queue, started_at=store.now(conn)))
+        except IntegrityError:
+            # A retry after a commit whose answer was lost: the row is there, which is all we want.
+            with store.engine.connect() as conn:
+                if conn.execute(select(t.c.id).where(t.c.run_id == run_id)).first() is None:
+                    raise
+
+    step(store, "recording the run in drainer_runs", attempt)
 
 
 def record_batch(store: Store, conn: Connection, run_id: str, counts: BatchCounts) -> None:
@@ -90,13 +102,18 @@ def finish(store: Store, run_id: str, exit_code: int, error: str | None, lease_h
     from drainer.errors import DrainerError
 
     t = store.t.runs
-    try:
-        with translated("recording the run's end in drainer_runs"), store.writer.begin() as conn:
+
+    def attempt() -> None:
+        with store.writer.begin() as conn:
             conn.execute(
                 update(t)
                 .where(t.c.run_id == run_id)
                 .values(ended_at=store.now(conn), exit_code=exit_code, error=error, lease_holder=lease_holder)
             )
+
+    try:
+        # One try: the run is ending, its deadline near; the counters are exact without it.
+        step(store, "recording the run's end in drainer_runs", attempt, retrying=False)
     except DrainerError as exc:
         log.warning("could not record the run's end", extra={"event": "ledger_end_failed", "cause": str(exc)})
 
@@ -121,8 +138,12 @@ def recent(store: Store, queue: str | None, limit: int) -> list[dict[str, Any]]:
     query = select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit)
     if queue is not None:
         query = query.where(t.c.queue == queue)
-    with translated("reading drainer_runs"), store.engine.connect() as conn:
-        return [as_plain(r) for r in conn.execute(query)]
+
+    def read() -> list[dict[str, Any]]:
+        with store.engine.connect() as conn:
+            return [as_plain(r) for r in conn.execute(query)]
+
+    return step(store, "reading drainer_runs", read)
 
 
 def last(store: Store, queue: str, successful: bool = False) -> dict[str, Any] | None:
@@ -133,9 +154,13 @@ def last(store: Store, queue: str, successful: bool = False) -> dict[str, Any] |
     query = select(t).where(t.c.queue == queue).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(1)
     if successful:
         query = query.where(t.c.exit_code == 0)
-    with translated("reading drainer_runs"), store.engine.connect() as conn:
-        row = conn.execute(query).first()
-    return as_plain(row) if row is not None else None
+
+    def read() -> dict[str, Any] | None:
+        with store.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return as_plain(row) if row is not None else None
+
+    return step(store, "reading drainer_runs", read)
 
 
 def count_pruned(store: Store, conn: Connection, ids: Sequence[int]) -> None:
@@ -172,23 +197,32 @@ def trim(store: Store, before: datetime, chunk: int, dry_run: bool) -> Iterator[
     from sqlalchemy import delete, func, select, true
 
     t, events = store.t.runs, store.t.events
-    with translated("pruning drainer_runs"):
+
+    def condition() -> Any:
         with store.engine.connect() as conn:
             keep = list(conn.execute(select(func.max(t.c.id)).where(t.c.exit_code == 0).group_by(t.c.queue)).scalars())
             lowest = conn.execute(select(func.min(events.c.id))).scalar_one()
         # With no event left at all, every run's rows are gone.
         gone = true() if lowest is None else t.c.first_id.is_(None) | (t.c.last_id < lowest)
-        condition = (t.c.started_at < before) & gone
-        if keep:
-            condition = condition & t.c.id.not_in(keep)
-        if dry_run:
+        where = (t.c.started_at < before) & gone
+        return where & t.c.id.not_in(keep) if keep else where
+
+    where = step(store, "reading drainer_runs", condition)
+    if dry_run:
+
+        def count() -> int:
             with store.engine.connect() as conn:
-                yield conn.execute(select(func.count()).where(condition)).scalar_one()
-            return
-        while True:
-            with store.writer.begin() as conn:
-                ids = conn.execute(select(t.c.id).where(condition).order_by(t.c.id).limit(chunk)).scalars().all()
-                if not ids:
-                    return
+                return int(conn.execute(select(func.count()).where(where)).scalar_one())
+
+        yield step(store, "counting runs to prune", count)
+        return
+
+    def delete_chunk() -> int:
+        with store.writer.begin() as conn:
+            ids = conn.execute(select(t.c.id).where(where).order_by(t.c.id).limit(chunk)).scalars().all()
+            if ids:
                 conn.execute(delete(t).where(t.c.id.in_(ids)))
-            yield len(ids)
+        return len(ids)
+
+    while deleted := step(store, "pruning drainer_runs", delete_chunk):
+        yield deleted

@@ -305,13 +305,24 @@ def test_a_batch_larger_than_max_allowed_packet_is_split_and_stored(rabbit, migr
 def test_commit_then_crash_redeliveries_are_absorbed(rabbit, migrated):
     db = migrated
     ids = publish_numbered(rabbit, 30)
-    # The rows a crashed run committed before it could ack: the same keys are already stored.
-    for m in ids[:20]:
+    # The rows a crashed run committed before it could ack: the same messages, already stored
+    # (a redelivery is byte-identical, so it decodes to exactly what was committed).
+    from drainer import envelope
+    from drainer.model import Delivery
+
+    for i, m in enumerate(ids[:20]):
+        event = envelope.decode(
+            Delivery(i, oslo_v2({"seq": i, "pad": ""}, message_id=m), "", "", False), datetime.utcnow()
+        )
         db.execute(
-            "INSERT INTO drainer_events (message_id, collector_timestamp, payload, stored_at)"
-            " VALUES (:m, :t, '{}', :t)",
+            "INSERT INTO drainer_events (message_id, collector_timestamp, event_type, publisher_id, priority,"
+            " payload, stored_at) VALUES (:m, :t, :e, :p, :pr, :payload, :t)",
             m=m,
-            t=datetime.utcnow(),
+            t=event.collector_timestamp,
+            e=event.event_type,
+            p=event.publisher_id,
+            pr=event.priority,
+            payload=event.payload,
         )
     result = run_cli(*drain_args(rabbit, db))
     assert result.code == 0, result.stderr

@@ -218,3 +218,22 @@ def test_configuration_errors_exit_2_with_a_sentence(args, env, needle):
     assert needle in json.dumps(result.records)
     assert "Traceback" not in result.stderr
     assert "cret-9" not in result.stderr  # a refused URL is never echoed with its password
+
+
+def test_a_message_id_reused_for_different_content_is_kept_and_a_redelivery_stored_once(rabbit, db, drainer):
+    first = oslo_v2({"seq": 1}, message_id="reused-1")
+    assert drainer("drain").code == 0  # nothing yet: an empty run
+    rabbit.publish([first])
+    assert drainer("drain").summary["stored"] == 1
+    other = oslo_v2({"seq": 2}, message_id="reused-1")
+    in_batch = oslo_v2({"seq": 3}, message_id="reused-1")
+    rabbit.publish([first, other, in_batch])
+
+    result = drainer("drain")
+
+    assert result.code == 0, result.stderr
+    assert (result.summary["stored"], result.summary["duplicates"], result.summary["rejected"]) == (0, 1, 2)
+    kept = db.rows("SELECT body, reason FROM drainer_rejected_messages ORDER BY id")
+    assert [r.body for r in kept] == [in_batch, other] or [r.body for r in kept] == [other, in_batch]
+    assert all("different content" in r.reason for r in kept)
+    assert [json.loads(r.payload) for r in db.rows("SELECT payload FROM drainer_events")] == [{"seq": 1}]

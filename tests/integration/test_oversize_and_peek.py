@@ -101,7 +101,8 @@ def test_oversize_requeue_sends_back_what_fits_now_and_keeps_the_rest(rabbit, db
         hashlib.sha256(too_big).hexdigest(): (None, False),
     }
     ((props, body),) = rabbit.get_all(rabbit.queue)
-    assert body == fits and props.app_id == "vitrage-graph" and props.headers == {"x-tenant": "t-1"}
+    assert body == fits and props.app_id == "vitrage-graph" and props.headers["x-tenant"] == "t-1"
+    assert props.headers["x-drainer-sha256"] == hashlib.sha256(fits).hexdigest()  # where it has been
     rabbit.publish([body], [{"headers": props.headers, "app_id": props.app_id}])
     drained = drainer("drain", "--max-message-bytes", "4096")
     assert drained.summary["stored"] == 1

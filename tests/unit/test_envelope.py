@@ -138,12 +138,56 @@ def test_vitrage_id_names_the_entity_before_id() -> None:
     assert event.entity_id == "v-1"
 
 
-def test_overlong_text_columns_are_left_empty_not_truncated() -> None:
-    event = decoded_event(oslo_v2({"id": "x" * 256}, message_id="m", priority="P" * 33))
+@pytest.mark.parametrize(
+    ("payload", "envelope_fields", "column"),
+    [
+        ({}, {"event_type": "e" * 300}, "event_type"),
+        ({}, {"publisher_id": "p" * 256}, "publisher_id"),
+        ({}, {"priority": "P" * 33}, "priority"),
+        ({"vitrage_entity_type": "t" * 256}, {"event_type": "short"}, "entity_type"),
+        ({"id": "x" * 256}, {}, "entity_id"),
+        ({"vitrage_id": {"nested": 1}}, {}, "entity_id"),
+        ({"vitrage_datasource_action": "a" * 65}, {}, "action"),
+    ],
+)
+def test_a_value_wider_than_its_column_sets_the_message_aside_never_nulled_or_cut(
+    payload: dict[str, Any], envelope_fields: dict[str, Any], column: str
+) -> None:
+    inner = {"message_id": "m", "publisher_id": "p", "event_type": "e", "priority": "INFO", "payload": payload}
+    body = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps({**inner, **envelope_fields})}).encode()
 
-    assert event.entity_id is None
-    assert event.priority is None
-    assert json.loads(event.payload) == {"id": "x" * 256}  # the payload keeps it whole
+    rejected = decoded_rejection(body)
+
+    assert column in rejected.reason and rejected.body == body
+
+
+def test_values_exactly_as_wide_as_their_columns_are_kept() -> None:
+    widths = envelope.COLUMN_WIDTHS
+    inner = {
+        "message_id": "m" * widths["message_id"],
+        "publisher_id": "p" * widths["publisher_id"],
+        "event_type": "e" * widths["event_type"],
+        "priority": "P" * widths["priority"],
+        "payload": {
+            "vitrage_entity_type": "t" * widths["entity_type"],
+            "vitrage_id": "i" * widths["entity_id"],
+            "vitrage_datasource_action": "a" * widths["action"],
+        },
+    }
+    event = decoded_event(json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)}).encode())
+
+    assert (event.publisher_id, event.priority, event.action) == (inner["publisher_id"], inner["priority"], "a" * 64)
+
+
+def test_column_widths_are_the_schema_s() -> None:
+    import re
+    from pathlib import Path
+
+    sql = (Path(__file__).parents[2] / "sql" / "mysql").glob("0*.sql")
+    text = "\n".join(p.read_text() for p in sorted(sql))
+    table = text[text.index("CREATE TABLE IF NOT EXISTS drainer_events") :]
+    for column, width in envelope.COLUMN_WIDTHS.items():
+        assert re.search(rf"\b{column} VARCHAR\({width}\)", table), column
 
 
 # --- values that must survive exactly ----------------------------------------------------------------
@@ -339,17 +383,17 @@ def test_a_number_beyond_the_float_range_is_rejected_not_a_crash(body: bytes) ->
 
 
 @pytest.mark.parametrize("key", ["k1 ", " k1", "k\t1", "k\n"])
-def test_a_message_id_with_spaces_or_controls_falls_back_to_the_body_hash(key: str) -> None:
+def test_a_message_id_with_spaces_or_controls_sets_the_message_aside(key: str) -> None:
     body = json.dumps({"message_id": key, "payload": {}}).encode()
     item = envelope.decode(Delivery(1, body, "", "q", False, {}), NOW)
 
-    assert isinstance(item, Event) and item.message_id == sha256_key(body)
+    assert isinstance(item, Rejection) and "cannot be the key" in item.reason and item.body == body
 
 
-def test_rejection_keeps_properties_json_cannot_hold_as_their_repr() -> None:
+def test_rejection_keeps_properties_json_cannot_hold_in_a_json_form() -> None:
     rejected = decoded_rejection(b"[]", headers={"raw": b"\x00\xff"}, delivery_mode=2)
 
-    assert json.loads(rejected.properties) == {"delivery_mode": 2, "headers": {"raw": repr(b"\x00\xff")}}
+    assert json.loads(rejected.properties) == {"delivery_mode": 2, "headers": {"raw": {"base64": "AP8="}}}
 
 
 def test_rejection_without_body_keeps_size_and_digest() -> None:
@@ -400,23 +444,36 @@ def test_redelivered_message_gets_the_same_dedupe_key() -> None:
     assert again.message_id == first.message_id
 
 
-@pytest.mark.parametrize(
-    "unusable",
-    [
-        pytest.param("", id="empty"),
-        pytest.param("m" * 256, id="longer-than-the-column"),
-        pytest.param(12345, id="number"),
-        pytest.param(None, id="null"),
-        pytest.param("\ud800", id="lone-surrogate"),
-        pytest.param("idé-1", id="non-ascii"),
-    ],
-)
-def test_unusable_message_id_falls_back_to_the_next_key(unusable: Any) -> None:
-    body = oslo_v2({"id": "vm-1"}, message_id=unusable)
+@pytest.mark.parametrize("absent", [pytest.param("", id="empty"), pytest.param(None, id="null")])
+def test_an_absent_message_id_falls_back_to_the_next_key(absent: Any) -> None:
+    body = oslo_v2({"id": "vm-1"}, message_id=absent)
 
     assert decoded_event(body, message_id="amqp-1").message_id == "amqp-1"
     assert decoded_event(body).message_id == sha256_key(body)
+    assert decoded_rejection(b"[]", message_id=absent).dedupe_key == sha256_key(b"[]")
+
+
+@pytest.mark.parametrize(
+    "unusable",
+    [
+        pytest.param("m" * 256, id="longer-than-the-column"),
+        pytest.param("\ud800", id="lone-surrogate"),
+        pytest.param("idé-1", id="non-ascii"),
+        pytest.param(True, id="boolean"),
+    ],
+)
+def test_a_message_id_that_cannot_be_the_key_sets_the_message_aside(unusable: Any) -> None:
+    body = oslo_v2({"id": "vm-1"}, message_id=unusable)
+
+    rejected = decoded_rejection(body, message_id="amqp-1")
+
+    assert "oslo message_id" in rejected.reason and "cannot be the key" in rejected.reason
+    assert rejected.body == body
     assert decoded_rejection(b"[]", message_id=unusable).dedupe_key == sha256_key(b"[]")
+
+
+def test_a_numeric_message_id_is_kept_as_its_digits() -> None:
+    assert decoded_event(oslo_v2({"id": "vm-1"}, message_id=12345)).message_id == "12345"
 
 
 def test_message_id_of_255_characters_is_kept() -> None:
