@@ -77,6 +77,9 @@ class Batch:
     # not be applied to the history (its alarm came later in the batch) is tried at its repeat.
     sequence: list[Event]
     row_sizes: dict[int, int] = field(default_factory=dict)  # tag -> row bytes, when the row (not the body) is over
+    # tag -> what decoding decided for that delivery, and why: ("event", None), ("duplicate", why),
+    # ("rejected", reason), ("oversize", why). What `peek` shows; the drain does not need it.
+    verdicts: dict[int, tuple[str, str | None]] = field(default_factory=dict)
 
 
 def new_run_id() -> str:
@@ -105,10 +108,12 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
     rejected_keys: set[str] = set()
     sequence: list[Event] = []
     row_sizes: dict[int, int] = {}
+    verdicts: dict[int, tuple[str, str | None]] = {}
     duplicates = 0
     for delivery in deliveries:
         if len(delivery.body) > max_bytes:
             oversize.append(delivery)
+            verdicts[delivery.tag] = ("oversize", f"{len(delivery.body)} bytes > {max_bytes}")
             continue
         item = envelope.decode(delivery, now, max_bytes)
         if isinstance(item, Event):
@@ -116,6 +121,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
             if size > max_bytes:
                 row_sizes[delivery.tag] = size
                 oversize.append(delivery)
+                verdicts[delivery.tag] = ("oversize", f"a row of {size} bytes > {max_bytes}")
                 continue
             seen = first.get(item.message_id)
             if seen is None or seen == item:
@@ -124,18 +130,22 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
                     first[item.message_id] = item
                     origin[item.message_id] = delivery
                     events.append(item)
+                    verdicts[delivery.tag] = ("event", None)
                 else:
                     duplicates += 1
+                    verdicts[delivery.tag] = ("duplicate", "repeats an earlier message of the batch")
                 continue
             item = envelope.rejection(
                 delivery, f"message_id {item.message_id!r} appears twice in the batch with different content", now
             )
         if item.dedupe_key in rejected_keys:
             duplicates += 1
+            verdicts[delivery.tag] = ("duplicate", f"repeats an earlier rejected message: {item.reason}")
         else:
             rejected_keys.add(item.dedupe_key)
             rejections.append(item)
-    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence, row_sizes)
+            verdicts[delivery.tag] = ("rejected", item.reason)
+    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence, row_sizes, verdicts)
 
 
 class Drain:

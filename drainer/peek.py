@@ -9,54 +9,48 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from drainer import defaults, envelope
+from drainer import defaults
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.db import lease as leases
 from drainer.db import reads
 from drainer.db.engine import Store
-from drainer.drain import effective_max_bytes, lease_ttl
+from drainer.drain import Batch, decode_batch, effective_max_bytes, lease_ttl
 from drainer.errors import LeaseHeldByOther
 from drainer.holder import holder_id, holder_is_dead
-from drainer.model import Delivery, Event, utcnow
+from drainer.model import Delivery, utcnow
 
 
-def _outcome(
-    delivery: Delivery, max_bytes: int, seen: set[str], stored: dict[str, int], oversize_queue: str
-) -> dict[str, Any]:
+def _line(delivery: Delivery, batch: Batch, stored: dict[str, tuple[int, bool]], oversize_queue: str) -> dict[str, Any]:
+    """One delivery as the drain would take it: the batch decoding's verdict, then the table's."""
     headers = delivery.properties.get("headers")
+    outcome, detail = batch.verdicts[delivery.tag]
     line: dict[str, Any] = {
         "bytes": len(delivery.body),
         "redelivered": delivery.redelivered,
         "delivery_count": headers.get("x-delivery-count") if isinstance(headers, dict) else None,
-    }
-    if len(delivery.body) > max_bytes:
-        return {
-            **line,
-            "outcome": "oversize",
-            "detail": f"{len(delivery.body)} bytes > {max_bytes}: to {oversize_queue}",
-        }
-    item = envelope.decode(delivery, utcnow())
-    if not isinstance(item, Event):
-        return {**line, "outcome": "rejected", "detail": item.reason}
-    if item.message_id in stored:
-        outcome, detail = "duplicate", f"already stored as id {stored[item.message_id]}"
-    elif item.message_id in seen:
-        outcome, detail = "duplicate", "repeats an earlier message of this peek"
-    else:
-        outcome, detail = "event", None
-    seen.add(item.message_id)
-    return {
-        **line,
         "outcome": outcome,
-        "detail": detail,
-        "message_id": item.message_id,
-        "event_type": item.event_type,
-        "entity_type": item.entity_type,
-        "entity_id": item.entity_id,
-        "collector_timestamp": item.collector_timestamp.isoformat(timespec="microseconds") + "Z",
-        "payload": json.loads(item.payload),
+        "detail": f"{detail}: to {oversize_queue}" if outcome == "oversize" else detail,
     }
+    event = next((e for e in batch.sequence if batch.origin.get(e.message_id) is delivery), None)
+    if event is None:
+        return line
+    if event.message_id in stored:
+        row_id, same = stored[event.message_id]
+        line["outcome"], line["detail"] = (
+            ("duplicate", f"already stored as id {row_id}")
+            if same
+            else ("rejected", f"message_id {event.message_id!r} is already stored (id {row_id}) with different content")
+        )
+    line.update(
+        message_id=event.message_id,
+        event_type=event.event_type,
+        entity_type=event.entity_type,
+        entity_id=event.entity_id,
+        collector_timestamp=event.collector_timestamp.isoformat(timespec="microseconds") + "Z",
+        payload=json.loads(event.payload),
+    )
+    return line
 
 
 def peek(settings: Settings, run_id: str, count: int) -> list[dict[str, Any]]:
@@ -85,11 +79,9 @@ def peek(settings: Settings, run_id: str, count: int) -> list[dict[str, Any]]:
             queue, count, settings.max_batch_bytes, defaults.FETCH_SECONDS, lambda: False
         )
         try:
-            decoded = [envelope.decode(d, utcnow()) for d in deliveries if len(d.body) <= max_bytes]
-            keys = [e.message_id for e in decoded if isinstance(e, Event)]
-            stored = reads.stored_ids(store, keys)
-            seen: set[str] = set()
-            return [_outcome(d, max_bytes, seen, stored, settings.oversize_queue_name) for d in deliveries]
+            batch = decode_batch(deliveries, max_bytes, utcnow())
+            stored = reads.stored_matches(store, batch.events)
+            return [_line(d, batch, stored, settings.oversize_queue_name) for d in deliveries]
         finally:
             broker.return_unacked()
     finally:

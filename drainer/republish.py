@@ -143,21 +143,36 @@ def plan(store: Store, row_ids: list[int], body: bytes | None, queue: str | None
         rejected.check_markable(store, row_id)
         data = body if body is not None else row["body"]
         properties, values = republished_properties(row["properties"], row_id)
-        plans.append(Plan(row_id, queue or row["queue"], data, properties, _outcome(row_id, row, data, values)))
+        outcome = _outcome(store, row_id, row, data, values)
+        plans.append(Plan(row_id, queue or row["queue"], data, properties, outcome))
     return plans
 
 
-def _outcome(row_id: int, row: dict[str, Any], body: bytes, properties: dict[str, Any]) -> str:
-    """Decode the body as the drainer will; refuse one that would only be rejected again."""
+def _outcome(store: Store, row_id: int, row: dict[str, Any], body: bytes, properties: dict[str, Any]) -> str:
+    """Decode the body as the drainer will and look its key up as the batch write will; refuse
+    one that would only be rejected (or set aside) again."""
+    from drainer.db import reads
+
     delivery = Delivery(0, body, row["exchange"] or "", row["routing_key"] or "", False, properties)
     item = envelope.decode(delivery, utcnow())
+    fix = (
+        f"`vitrage-drainer rejected show {row_id} --body > msg.json`, edit it, then "
+        f"`vitrage-drainer rejected republish {row_id} --body-file msg.json`"
+    )
     if not isinstance(item, Event):
         raise NotRepublishable(
-            f"rejected message {row_id} would be rejected again ({item.reason}); fix the body: "
-            f"`vitrage-drainer rejected show {row_id} --body > msg.json`, edit it, then "
-            f"`vitrage-drainer rejected republish {row_id} --body-file msg.json`"
+            f"rejected message {row_id} would be rejected again ({item.reason}); fix the body: {fix}"
         )
-    return f"event {item.message_id}"
+    stored = reads.stored_matches(store, [item]).get(item.message_id)
+    if stored is None:
+        return f"event {item.message_id}"
+    stored_id, same = stored
+    if not same:
+        raise NotRepublishable(
+            f"rejected message {row_id} would be set aside again: its message id {item.message_id!r} is already "
+            f"stored (id {stored_id}) with different content; give the fixed body a message id of its own: {fix}"
+        )
+    return f"a duplicate of event id {stored_id} (absorbed by the dedupe key)"
 
 
 def republish(settings: Settings, store: Store, plans: list[Plan], done: Callable[[dict[str, Any]], None]) -> None:

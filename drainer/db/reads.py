@@ -104,21 +104,29 @@ def iter_events(store: Store, where: EventFilter, limit: int | None, page: int =
             left -= len(rows)
 
 
-def stored_ids(store: Store, message_ids: list[str]) -> dict[str, int]:
-    """message_id -> id for the keys already stored (`peek` shows what would be a duplicate)."""
-    if not message_ids:
+def stored_matches(store: Store, events: list[Any]) -> dict[str, tuple[int, bool]]:
+    """message_id -> (stored id, whether the stored row has the event's content) for the events
+    whose key is stored: what the batch write decides between a duplicate and a reused id."""
+    if not events:
         return {}
     from sqlalchemy import select
 
-    t = store.t.events
+    from drainer.db.batch import CONTENT
 
-    def read() -> dict[str, int]:
-        found: dict[str, int] = {}
+    t = store.t.events
+    by_key = {e.message_id: e for e in events}
+    keys = sorted(by_key)
+
+    def read() -> dict[str, tuple[int, bool]]:
+        found: dict[str, tuple[int, bool]] = {}
         with store.engine.connect() as conn:
-            for start in range(0, len(message_ids), 1000):
-                chunk = message_ids[start : start + 1000]
-                for message_id, row_id in conn.execute(select(t.c.message_id, t.c.id).where(t.c.message_id.in_(chunk))):
-                    found[message_id] = row_id
+            for start in range(0, len(keys), 1000):
+                query = select(t.c.message_id, t.c.id, *(t.c[name] for name in CONTENT)).where(
+                    t.c.message_id.in_(keys[start : start + 1000])
+                )
+                for row in conn.execute(query):
+                    event = by_key[row.message_id]
+                    found[row.message_id] = (int(row.id), all(getattr(row, n) == getattr(event, n) for n in CONTENT))
         return found
 
     return step(store, "reading events", read)

@@ -121,28 +121,31 @@ def test_oversize_requeue_into_a_missing_source_queue_exits_66_and_moves_nothing
 def test_peek_shows_each_outcome_in_queue_order_and_takes_nothing(rabbit, db, drainer):
     rabbit.publish([oslo_v2({"id": "vm-0"}, message_id="stored-0")])
     assert drainer("drain").code == 0
+    first = oslo_v2({"id": "vm-1", "vitrage_entity_type": "nova.instance"}, message_id="new-1")
     queued = [
-        oslo_v2({"id": "vm-1", "vitrage_entity_type": "nova.instance"}, message_id="new-1"),
+        first,
         oslo_v2({"id": "vm-0"}, message_id="stored-0"),
         b"not json",
         big(4, 3000),
-        oslo_v2({"id": "vm-1"}, message_id="new-1"),
+        first,  # the same message again: a duplicate
+        oslo_v2({"id": "vm-1"}, message_id="new-1"),  # the same id, other content: set aside
     ]
     rabbit.publish(queued)
 
     result = drainer("peek", "--json", env=SMALL_LIMIT)
 
     found = lines(result)
-    assert [f["outcome"] for f in found] == ["event", "duplicate", "rejected", "oversize", "duplicate"]
+    assert [f["outcome"] for f in found] == ["event", "duplicate", "rejected", "oversize", "duplicate", "rejected"]
     assert found[0]["message_id"] == "new-1" and found[0]["entity_type"] == "nova.instance"
     assert found[0]["payload"] == {"id": "vm-1", "vitrage_entity_type": "nova.instance"}
     assert found[1]["detail"] == "already stored as id 1"
     assert "not valid JSON" in found[2]["detail"] and found[3]["detail"].startswith(f"{len(queued[3])} bytes")
-    assert rabbit.depth() == 5
+    assert "different content" in found[5]["detail"]
+    assert rabbit.depth() == 6
     lease = db.rows("SELECT holder FROM drainer_leases")
     assert [r.holder for r in lease] == [None]  # taken while the messages were out, then released
-    drained = drainer("drain", env=SMALL_LIMIT)  # the same order as before the peek
-    assert (drained.summary["stored"], drained.summary["duplicates"], drained.summary["rejected"]) == (1, 2, 2)
+    drained = drainer("drain", env=SMALL_LIMIT)  # what peek said, in the same order
+    assert (drained.summary["stored"], drained.summary["duplicates"], drained.summary["rejected"]) == (1, 2, 3)
     table = drainer("peek").stdout.splitlines()
     assert table[0].split()[:4] == ["n", "bytes", "delivery_count", "outcome"]
 

@@ -139,8 +139,12 @@ def test_republish_of_something_already_stored_is_absorbed_by_the_dedupe_key(rab
     reject(rabbit, drainer, [stored[:-1]])
     (tmp_path / "fixed.json").write_bytes(stored)
 
-    assert drainer("rejected", "republish", "1", "--body-file", str(tmp_path / "fixed.json")).code == 0
+    first = drainer("rejected", "republish", "1", "--body-file", str(tmp_path / "fixed.json"))
+    assert first.code == 0 and "a duplicate of event id 1" in first.stdout  # said before it is sent
     assert drainer("rejected", "republish", "1", "--again").code == 65  # the kept body is still damaged
+    (tmp_path / "other.json").write_bytes(oslo_v2({"id": "vm-2"}, message_id="already-there"))
+    reused = drainer("rejected", "republish", "1", "--again", "--body-file", str(tmp_path / "other.json"))
+    assert reused.code == 65 and "different content" in reused.summary["message"]  # the drain would set it aside
     again = drainer("rejected", "republish", "1", "--again", "--body-file", str(tmp_path / "fixed.json"))
     assert again.code == 0 and rabbit.depth() == 2
 
