@@ -164,9 +164,8 @@ def run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> 
         figures = {"would_delete": plan.selection.count, "stored": plan.selection.total}
         log.info(sentence, extra={"event": "prune_plan", **figures, "dry_run": args.dry_run})
         if args.dry_run or not plan.selection.count:
-            log.info(
-                "prune finished: nothing deleted", extra={"event": "prune", **figures, "deleted": 0, "exit_code": 0}
-            )
+            said = "dry run, nothing deleted" if args.dry_run else "nothing to delete"
+            log.info(f"prune finished: {said}", extra={"event": "prune", **figures, "deleted": 0, "exit_code": 0})
             return Exit.OK
         reason = prune.confirmation_needed(plan, max_share / 100)
         if not args.yes:
