@@ -43,19 +43,18 @@ def _flag_value(argv: Sequence[str], flag: str) -> str | None:
     return None
 
 
-def _output(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, bool]:
-    """(log format, verbose), read before parsing so that even a usage error is shown in them:
-    the flag, else the environment, else text at a terminal and JSON elsewhere."""
+def _output(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, bool, ConfigError | None]:
+    """(log format, verbose, a bad DRAINER_VERBOSE), read before parsing so that even a usage error
+    is shown in them: the flag, else the environment, else text at a terminal and JSON elsewhere."""
     from drainer.config import parse_bool
 
     fmt = _flag_value(argv, "--log-format") or env.get("DRAINER_LOG_FORMAT")
     if fmt not in ("json", "text"):
         fmt = "text" if sys.stderr.isatty() else "json"
     try:
-        verbose = "--verbose" in argv or parse_bool("DRAINER_VERBOSE", env.get("DRAINER_VERBOSE") or "0")
-    except ConfigError:
-        verbose = False  # the parser reports the bad value
-    return fmt, verbose
+        return fmt, "--verbose" in argv or parse_bool("DRAINER_VERBOSE", env.get("DRAINER_VERBOSE") or "0"), None
+    except ConfigError as exc:
+        return fmt, False, exc
 
 
 def _say_usage_error(exc: ConfigError, parser: Parser, argv: Sequence[str]) -> None:
@@ -78,11 +77,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     argv = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if env is None else env
     run_id = new_run_id()
-    fmt, verbose = _output(argv, env)
+    fmt, verbose, bad_verbose = _output(argv, env)
     logs.setup(fmt, run_id, verbose=verbose)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if bad_verbose is not None:
+            raise bad_verbose
         return int(args.handler(args, env, run_id))
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)

@@ -27,7 +27,6 @@ command also gets the output options (`--log-format`, `--verbose`). To add a sha
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +95,8 @@ class Parser(argparse.ArgumentParser):
         flag = arg.split("=", 1)[0]
         if not flag.startswith("-"):
             return f"unexpected argument {arg!r}"
+        import difflib
+
         known = [s for s in self._option_string_actions if s.startswith("--")]
         near = difflib.get_close_matches(flag, known, n=1, cutoff=0.7)
         hint = f"; did you mean {near[0]}?" if near else f"; see `{self.prog} --help`"

@@ -229,7 +229,8 @@ def test_text_records_carry_date_level_logger_and_run_id_and_no_pika_noise(sqlit
         r"Connection refused \((\d+) attempts in ([\d.]+) s; --retry-seconds 2\)", summary
     ).groups()
     assert int(attempts) == len(retries) + 1
-    assert 1.0 < float(took) <= float(field(summary, "duration_s"))  # the words match the figures
+    # The words match the figures: the retries took no longer than the run, nor than their budget.
+    assert 0 < float(took) <= min(2.0, float(field(summary, "duration_s")))
 
 
 def test_verbose_shows_pika_s_own_records(sqlite_db):

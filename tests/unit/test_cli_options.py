@@ -114,3 +114,17 @@ def test_flags_are_never_abbreviated(capsys) -> None:
 def test_an_unknown_flag_far_from_every_real_one_points_to_help(capsys) -> None:
     assert main(["status", "--frobnicate"], {}) == 2
     assert "unrecognized option --frobnicate; see `vitrage-drainer status --help`" in capsys.readouterr().err
+
+
+def test_the_readme_configuration_table_lists_every_option_with_its_variable() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = readme.split("| flag | environment | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = {m[0]: m[1] for m in re.findall(r"^\| `(--[a-z-]+)`[^|]*\| `(DRAINER_[A-Z_]+)`", table, re.M)}
+    assert rows == {flag: option.env for flag, option in OPTIONS.items()}
+
+
+def test_a_bad_verbose_variable_is_refused_too(capsys) -> None:
+    assert main(["migrate", "--db-url", "sqlite://"], {"DRAINER_VERBOSE": "maybe"}) == 2
+    assert "DRAINER_VERBOSE must be one of" in capsys.readouterr().err
