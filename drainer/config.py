@@ -16,6 +16,7 @@ from drainer import defaults
 from drainer.errors import ConfigError
 
 _ENV_PREFIX = "DRAINER_"
+HISTORY_CHOICES = (None, "vitrage")  # None: off
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Settings:
     metrics_file: str | None = None
     pushgateway: str | None = None
     progress: bool | None = None  # None: show a bar only on a TTY
+    history: str | None = None  # "vitrage": also apply alarm-history notifications to Vitrage's tables
 
     @property
     def queue_name(self) -> str:
@@ -66,8 +68,13 @@ class Settings:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1 second")
         if self.max_message_bytes < 1024 or self.max_batch_bytes < 1024:
             raise ConfigError("max message bytes and max batch bytes must be at least 1024")
+        if self.history not in HISTORY_CHOICES:
+            choices = ", ".join(c or "off" for c in HISTORY_CHOICES)
+            raise ConfigError(f"history must be one of {choices}, got {self.history!r}")
         if self.log_format not in ("json", "text"):
             raise ConfigError("log format must be json or text")
+        if self.history == "vitrage" and importlib.util.find_spec("dateutil") is None:
+            raise ConfigError("--history vitrage needs python-dateutil: pip install 'vitrage-drainer[history]'")
         if (self.metrics_file or self.pushgateway) and importlib.util.find_spec("prometheus_client") is None:
             raise ConfigError("metrics need prometheus-client: pip install 'vitrage-drainer[metrics]'")
         if not self.amqp_urls:
@@ -172,7 +179,20 @@ def read_config_files(paths: Iterable[str]) -> dict[str, Any]:
     topic = parser.get("persistency", "persistor_topic", fallback=None)
     if topic:
         found["topic"] = topic
+    found.update(_drainer_section(parser))
     return found
+
+
+def _drainer_section(parser: configparser.ConfigParser) -> dict[str, Any]:
+    """A `[drainer]` section sets any option by its flag name (`batch_size = 500`, `history = vitrage`)."""
+    if not parser.has_section("drainer"):
+        return {}
+    names = {f.name for f in fields(Settings)} - {"amqp_urls", "db_url"}
+    own = set(parser.options("drainer")) - set(parser.defaults())
+    unknown = sorted(own - names)
+    if unknown:
+        raise ConfigError(f"[drainer] has unknown options: {', '.join(unknown)}")
+    return {name: _coerce(f"[drainer] {name}", parser.get("drainer", name), _TYPES.get(name, str)) for name in own}
 
 
 def _read_secret_file(path: str, what: str) -> str:
@@ -287,6 +307,8 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             "--until-empty and --max-batches (or DRAINER_UNTIL_EMPTY and DRAINER_MAX_BATCHES) contradict "
             "each other: --until-empty takes batches until the queue is empty; give one of them"
         )
+    if isinstance(merged.get("history"), str) and merged["history"].strip().lower() in ("off", "none", ""):
+        merged["history"] = None
     settings = Settings(**merged)
     settings.validate()
     return settings

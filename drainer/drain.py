@@ -5,22 +5,27 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from drainer import defaults, envelope
+from drainer import defaults, envelope, history
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.db import batch as batches
+from drainer.db import history as db_history
 from drainer.db import lease as leases
-from drainer.db.batch import BatchHooks, WriteResult
+from drainer.db.batch import BatchHooks, WriteResult, Written
 from drainer.db.engine import Store
 from drainer.db.lease import Lease
 from drainer.errors import BatchNotCommitted, BrokerUnavailable, Interrupted
 from drainer.holder import holder_id, holder_is_dead
 from drainer.model import Delivery, Event, Rejection, utcnow
 from drainer.signals import StopFlag, StopNow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ class Progress:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    history_applied: int = 0  # with --history vitrage: notifications applied to Vitrage's tables
+    history_not_applied: int = 0  # ... and those that could not be (reason in a record each)
     oversize: int = 0
     acked: int = 0
     batches: int = 0
@@ -64,6 +71,9 @@ class Batch:
     in_batch_duplicates: int
     oversize: list[Delivery]
     origin: dict[str, Delivery]  # event message_id -> its delivery, to set a refused row aside
+    # Every event as delivered, in-batch repeats included: a notification whose first copy could
+    # not be applied to the history (its alarm came later in the batch) is tried at its repeat.
+    sequence: list[Event]
 
 
 def new_run_id() -> str:
@@ -84,6 +94,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
     oversize: list[Delivery] = []
     origin: dict[str, Delivery] = {}
     rejected_keys: set[str] = set()
+    sequence: list[Event] = []
     duplicates = 0
     for delivery in deliveries:
         if len(delivery.body) > max_bytes:
@@ -91,6 +102,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
             continue
         item = envelope.decode(delivery, now)
         if isinstance(item, Event):
+            sequence.append(item)
             if item.message_id in origin:
                 duplicates += 1
                 continue
@@ -101,7 +113,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
         else:
             rejected_keys.add(item.dedupe_key)
             rejections.append(item)
-    return Batch(deliveries, events, rejections, duplicates, oversize, origin)
+    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence)
 
 
 class Drain:
@@ -124,6 +136,8 @@ class Drain:
         self.on_batch = on_batch
         self.queue = settings.queue_name
         self.max_bytes = effective_max_bytes(settings, store.max_packet())
+        self.history = db_history.build() if settings.history == "vitrage" else None
+        self._outcomes: list[history.Outcome] = []
         self._lease_extended = time.monotonic()  # taken (for the full ttl) just before the run
 
     def run(self, lease: Lease | None) -> Progress:
@@ -157,6 +171,7 @@ class Drain:
     def _store_and_ack(self, deliveries: list[Delivery], lease: Lease | None) -> None:
         p = self.progress
         p.fetched += len(deliveries)
+        self._outcomes = []
         try:
             batch = decode_batch(deliveries, self.max_bytes, utcnow())
             parked = self._park_oversize(batch.oversize)
@@ -165,6 +180,11 @@ class Drain:
                 before_commit=self._still_ackable,
                 interruptible=self.stop.interruptible,
                 refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
+                in_transaction=(
+                    (lambda conn, written: self._project_history(conn, written, batch.sequence))
+                    if self.history is not None
+                    else None
+                ),
             )
             writing = time.monotonic()  # the commit's fence extends the lease from about now
             result = batches.write_batch(
@@ -178,6 +198,7 @@ class Drain:
             raise
         self._lease_extended = writing
         self._count(batch, result)
+        self._count_history()
         self.broker.ack_through(deliveries[-1].tag)
         p.acked += len(deliveries)
         self._log_batch(batch, result)
@@ -225,6 +246,46 @@ class Drain:
         if result.last_id is not None:
             p.last_id = result.last_id
 
+    def _project_history(self, conn: Connection, written: Written, sequence: Sequence[Event]) -> None:
+        """Inside the batch's transaction: apply the alarm-history notifications stored now to
+        Vitrage's tables, in queue order. A redelivery is applied only if no earlier copy could be
+        (a change that came before its alarm's activation): never twice."""
+        assert self.history is not None
+        candidates = [e for e in sequence if e.event_type in history.TYPES]
+        if not candidates:
+            self._outcomes = []
+            return
+        earlier = {e.message_id for e in candidates} - written.stored_keys - written.refused_keys
+        retry_keys = db_history.not_applied(conn, self.history, sorted(earlier)) if earlier else set()
+        notifications = [
+            n
+            for e in candidates
+            if (e.message_id in written.stored_keys or e.message_id in retry_keys)
+            and (n := history.Notification.from_stored(e.message_id, e.event_type, e.payload)) is not None
+        ]
+        now = utcnow()
+        outcomes = db_history.apply(conn, self.history, notifications, now)
+        db_history.record(conn, self.history, outcomes, now, existing=retry_keys)
+        self._outcomes = outcomes  # of this attempt; a retried attempt replaces them
+
+    def _count_history(self) -> None:
+        for outcome in self._outcomes:
+            if outcome.outcome == history.APPLIED:
+                self.progress.history_applied += 1
+                continue
+            self.progress.history_not_applied += 1
+            log.warning(
+                "alarm-history notification not applied",
+                extra={
+                    "event": "history_not_applied",
+                    "message_id": outcome.message_id,
+                    "event_type": outcome.event_type,
+                    "vitrage_id": outcome.vitrage_id,
+                    "reason": outcome.reason,
+                },
+            )
+        self._outcomes = []
+
     def _log_batch(self, batch: Batch, result: WriteResult) -> None:
         log.info(
             "batch committed and acked",
@@ -267,7 +328,7 @@ def drain(
     lease: Lease | None = None
     try:
         with stop.interruptible():
-            schema.check(store)
+            schema.check(store, settings.history)
             broker = Broker.connect(settings)
             lease = Lease(settings.queue_name, holder_id(run_id), lease_ttl(settings))
             held = leases.acquire(store, lease.name, lease.holder, lease.ttl_s, holder_is_dead)

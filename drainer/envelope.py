@@ -152,17 +152,42 @@ def _to_event(delivery: Delivery, now: datetime) -> Event:
     if not isinstance(payload, dict):
         raise _Undecodable(f"payload is {type(payload).__name__}, not an object")
     props = delivery.properties
+    event_type = notification.get("event_type")
     return Event(
         message_id=dedupe_key(notification, props, delivery.body),
         collector_timestamp=collector_timestamp(payload, notification, props, now),
-        event_type=_text(notification.get("event_type") or payload.get("vitrage_entity_type")),
+        event_type=_text(event_type or payload.get("vitrage_entity_type")),
         publisher_id=_text(notification.get("publisher_id")),
         priority=_text(notification.get("priority"), 32),
-        entity_type=_text(payload.get("vitrage_entity_type")),
-        entity_id=_text(payload.get("vitrage_id") or payload.get("id")),
-        action=_text(payload.get("vitrage_datasource_action"), 64),
+        entity_type=_text(_first(payload, ENTITY_TYPE_KEYS)),
+        entity_id=_text(_first(payload, ENTITY_ID_KEYS)),
+        action=_text(payload.get("vitrage_datasource_action") or _vitrage_verb(event_type), 64),
         payload=_dumps(payload),
+        entity_category=_text(payload.get("vitrage_category"), 64),
+        related_id=_text(payload.get("target_id")),
     )
+
+
+# Queens datasource events name the entity vitrage_entity_type/id; vitrage-graph's alarm
+# notifications carry the vertex's vitrage_type/vitrage_id, its edge notifications
+# relationship_type/source_id/target_id.
+ENTITY_TYPE_KEYS = ("vitrage_entity_type", "vitrage_type", "relationship_type")
+ENTITY_ID_KEYS = ("vitrage_id", "id", "source_id")
+
+
+def _first(payload: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = payload.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _vitrage_verb(event_type: Any) -> str | None:
+    """`vitrage.alarm.activate` -> `activate`: the action of vitrage-graph's notifications."""
+    if isinstance(event_type, str) and event_type.startswith("vitrage."):
+        return event_type.rpartition(".")[2]
+    return None
 
 
 def properties_json(properties: dict[str, Any]) -> str:

@@ -57,5 +57,9 @@ class LeaseLost(BatchNotCommitted):
     """Another drainer took the queue's lease; the batch was not committed."""
 
 
+class LeaseHeldByOther(DrainerError):
+    """Another drainer holds the queue's lease; a command that must write alone cannot run now."""
+
+
 class Interrupted(DrainerError):
     """A signal asked the run to stop before the batch was committed."""

@@ -17,6 +17,8 @@ _GAUGES = {
     "duplicates": "Redelivered or repeated messages absorbed by the last run",
     "rejected": "Messages kept in rejected_messages by the last run",
     "oversize": "Messages moved to the oversize queue by the last run",
+    "history_applied": "Alarm-history notifications applied to Vitrage's tables by the last run",
+    "history_not_applied": "Alarm-history notifications the last run could not apply (kept in drainer_events)",
     "acked": "Messages acked by the last run",
     "batches": "Batches committed by the last run",
     "queue_remaining": "Messages left in the queue after the last run",

@@ -32,6 +32,8 @@ class Event:
     entity_id: str | None
     action: str | None
     payload: str  # the payload as JSON text
+    entity_category: str | None = None  # vitrage_category (RESOURCE, ALARM)
+    related_id: str | None = None  # a causal relationship's target (entity_id is its source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,3 +101,23 @@ def execute(store: Store, p: Plan, chunk: int) -> int:
         total += deleted
         log.info("pruned a chunk", extra={"event": "prune_chunk", "deleted": deleted, "total": total})
     return total
+
+
+def prune_history(store: Store, older_than: str, chunk: int, dry_run: bool) -> int:
+    """Delete (or with dry_run, count) Vitrage alarms that ended more than `older_than` ago, with
+    their changes and edges; return how many alarms. vitrage-persistor does this every minute with
+    `[persistency] alarm_history_ttl` (vitrage/persistency/service.py); with it stopped, run this."""
+    from drainer.db import history as db_history
+
+    if chunk < 1:
+        raise ConfigError("chunk size must be at least 1")
+    ht = db_history.build()
+    db_history.check_tables(store, ht)
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - parse_age(older_than)
+    if dry_run:
+        return db_history.count_ended_before(store, ht, cutoff)
+    total = 0
+    for deleted in db_history.expire(store, ht, cutoff, chunk):
+        total += deleted
+        log.info("expired alarm history", extra={"event": "prune_history_chunk", "deleted": deleted, "total": total})
+    return total

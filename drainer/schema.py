@@ -144,8 +144,9 @@ def _refuse_foreign_tables(store: Store, migration: Migration) -> None:
             )
 
 
-def migrate(store: Store) -> list[str]:
-    """Apply every pending file; return the names applied (empty when up to date).
+def migrate(store: Store, history: str | None = None) -> list[str]:
+    """Apply every pending file; return the names applied (empty when up to date). With
+    history="vitrage", also create Vitrage's alarm-history tables where none of them exists.
 
     Raises SchemaConflict when an applied file changed or a table the drainer would create already
     exists with another shape (nothing is created then).
@@ -158,12 +159,35 @@ def migrate(store: Store) -> list[str]:
     for migration in pending:
         db.apply(store, migration.name, migration.checksum, migration.statements())
         log.info("applied migration", extra={"event": "migration_applied", "migration": migration.name})
-    return [m.name for m in pending]
+    names = [m.name for m in pending]
+    if history == "vitrage":
+        names += _vitrage_history_tables(store)
+    return names
 
 
-def check(store: Store) -> str:
-    """Raise SchemaOutdated unless every file is applied and the columns a drain writes exist;
-    return the current version (the last file's name)."""
+def _vitrage_history_tables(store: Store) -> list[str]:
+    """Create Vitrage's alarms/edges/changes when none exists; use them as they are when all do."""
+    from drainer.db import history as db_history
+
+    found = db.table_columns(store, list(db_history.VITRAGE_TABLES))
+    if found and len(found) < len(db_history.VITRAGE_TABLES):
+        missing = sorted(set(db_history.VITRAGE_TABLES) - set(found))
+        raise SchemaConflict(
+            f"Vitrage's history tables are incomplete: {', '.join(sorted(found))} exist, "
+            f"{', '.join(missing)} do not; run `vitrage-dbsync` (the drainer creates them only where none exists)"
+        )
+    if found:
+        db_history.check_tables(store, db_history.build())
+        return []
+    migration = _read(_sql_root().joinpath(store.dialect).joinpath("vitrage").joinpath("history_tables.sql"))
+    db.run_statements(store, "creating Vitrage's history tables", migration.statements())
+    log.info("created Vitrage's history tables", extra={"event": "history_tables_created"})
+    return [f"vitrage/{migration.name}"]
+
+
+def check(store: Store, history: str | None = None) -> str:
+    """Raise SchemaOutdated unless every file is applied and the columns a drain writes exist (with
+    history="vitrage": also Vitrage's history tables); return the current version (the last file)."""
     files = migrations(store.dialect)
     applied = db.applied(store)
     if applied is None:
@@ -174,4 +198,8 @@ def check(store: Store) -> str:
             f"schema is behind ({', '.join(m.name for m in pending)} not applied): run `vitrage-drainer migrate`"
         )
     db.check_columns(store)
+    if history == "vitrage":
+        from drainer.db import history as db_history
+
+        db_history.check_tables(store, db_history.build())
     return files[-1].name if files else ""

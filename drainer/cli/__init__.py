@@ -20,7 +20,7 @@ log = logging.getLogger("drainer.cli")
 
 
 def build_parser() -> Parser:
-    from drainer.cli import drain, events, migrate, status
+    from drainer.cli import drain, events, history, migrate, status
 
     parser = Parser(
         prog="vitrage-drainer",
@@ -29,7 +29,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
-    for command in (drain, migrate, status, events):
+    for command in (drain, migrate, status, events, history):
         command.register(sub)
     return parser
 

@@ -41,6 +41,7 @@ def register(sub: Any) -> None:
             "--oversize-queue",
             "--metrics-file",
             "--pushgateway",
+            "--history",
             "--progress",
         ),
         examples=[

@@ -66,6 +66,7 @@ def register(sub: Any) -> None:
         examples=[
             ("vitrage-drainer prune --before-id 41230", "Vitrage's expirer rule: id < the snapshot's event id"),
             ("vitrage-drainer prune --older-than 30d --dry-run", "what a 30-day TTL would delete, deleting nothing"),
+            ("vitrage-drainer prune --history-older-than 30d", "Vitrage's alarm_history_ttl, with --history vitrage"),
         ],
         exits=[
             (Exit.OK, "deleted, nothing to delete, a dry run, or the question at the terminal answered no"),
@@ -75,7 +76,7 @@ def register(sub: Any) -> None:
             Exit.CONFIG,
         ],
         handler=run_prune,
-        usage="(--before-id ID | --older-than AGE) [options]",
+        usage="(--before-id ID | --older-than AGE | --history-older-than AGE) [options]",
     )
     which = pr.add_mutually_exclusive_group(required=True)
     Option(
@@ -84,6 +85,12 @@ def register(sub: Any) -> None:
     Option(
         "--older-than",
         "delete events whose collector_timestamp is older than AGE: a number and a unit, s, m, h, d or w (30d, 12h)",
+        kwargs={"type": age_value, "metavar": "AGE"},
+    ).add_to(which)
+    Option(
+        "--history-older-than",
+        "delete Vitrage alarm history instead: alarms that ended more than AGE ago, with their changes and "
+        "edges (what vitrage-persistor's expirer does with [persistency] alarm_history_ttl, 30d by default)",
         kwargs={"type": age_value, "metavar": "AGE"},
     ).add_to(which)
     for option in (
@@ -159,6 +166,8 @@ def run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> 
     settings = settings_from(args, env)
     store = _open_current(settings)
     try:
+        if args.history_older_than:
+            return _prune_history(store, args)
         plan = prune.plan(store, args.before_id, args.older_than)
         sentence = prune.describe(plan)
         figures = {"would_delete": plan.selection.count, "stored": plan.selection.total}
@@ -183,4 +192,30 @@ def run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> 
     finally:
         store.dispose()
     log.info("prune finished", extra={"event": "prune", **figures, "deleted": deleted, "exit_code": 0})
+    return Exit.OK
+
+
+def _prune_history(store: Any, args: argparse.Namespace) -> int:
+    """`--history-older-than`: the same sentence first, and the same question at a terminal. Only
+    ended alarms are selected, as vitrage-persistor's own expirer does every minute, so no share of
+    them needs --yes."""
+    from drainer import prune, tty
+
+    count = prune.prune_history(store, args.history_older_than, args.chunk_size, dry_run=True)
+    sentence = (
+        f"prune would delete {count:,} Vitrage alarms that ended more than {args.history_older_than} ago, "
+        "with their changes and edges"
+    )
+    log.info(sentence, extra={"event": "prune_plan", "would_delete": count, "dry_run": args.dry_run})
+    deleted = 0
+    if args.dry_run or not count:
+        said = "dry run, nothing deleted" if args.dry_run else "nothing to delete"
+    elif not args.yes and tty.is_terminal() and not tty.confirm("Delete them?"):
+        said = "not confirmed, nothing deleted"
+    else:
+        deleted = prune.prune_history(store, args.history_older_than, args.chunk_size, dry_run=False)
+        said = "alarm history deleted"
+    log.info(
+        f"prune finished: {said}", extra={"event": "prune", "would_delete": count, "deleted": deleted, "exit_code": 0}
+    )
     return Exit.OK

@@ -21,12 +21,12 @@ def register(sub: Any) -> None:
         description="Create or upgrade the drainer's tables (drainer_*): apply the files in sql/<dialect>/ in name\n"
         "order and record each; a no-op when up to date. Run it as the schema owner, once per\n"
         "upgrade. It creates a SQLite file that does not exist yet, never a MySQL database.",
-        options=(*CONFIG, *DATABASE, *TIMEOUTS, "--lock-wait-timeout"),
+        options=(*CONFIG, *DATABASE, *TIMEOUTS, "--lock-wait-timeout", "--history"),
         examples=[
             ("vitrage-drainer migrate --db-url 'mysql+pymysql://admin:***@db/vitrage'", "create or upgrade the tables"),
             (
-                "vitrage-drainer migrate --config-file /etc/vitrage/vitrage.conf",
-                "the database of [database] connection",
+                "vitrage-drainer migrate --config-file /etc/vitrage/vitrage.conf --history vitrage",
+                "the database of [database] connection, with the tables --history vitrage needs",
             ),
         ],
         exits=[
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     settings = settings_from(args, env)
     store = Store.open(settings.require_db_url(), settings, create=True)
     try:
-        applied = schema.migrate(store)
-        version = schema.check(store)
+        applied = schema.migrate(store, settings.history)
+        version = schema.check(store, settings.history)
     finally:
         store.dispose()
     log.info("schema up to date", extra={"event": "migrate", "applied": applied, "version": version, "exit_code": 0})

@@ -154,6 +154,7 @@ GROUPS = {
     "batches": "batches",
     "oversize": "oversize messages",
     "monitoring": "monitoring",
+    "history": "Vitrage alarm history",
     "output": "output",
 }
 
@@ -330,6 +331,15 @@ OPTIONS: dict[str, Option] = {
             None,
             "monitoring",
             metavar="URL",
+        ),
+        _option(
+            "--history",
+            "vitrage: also apply vitrage.alarm.* and vitrage.causal_relationship.* notifications to Vitrage's "
+            "alarms, edges and changes, as vitrage-persistor does (stop vitrage-persistor first)",
+            "DRAINER_HISTORY",
+            "off",
+            "history",
+            choices=("vitrage", "off"),
         ),
         _option(
             "--progress",

@@ -45,10 +45,28 @@ class BatchHooks:
     refuse: Callable[[Event, str], Rejection] | None = None
     # Inside the batch's transaction, after its rows are written and before the closing lease
     # fence: writes that must commit with the batch or not at all (history projection, run ledger).
-    # Called with the connection, the events newly stored (queue order; redeliveries and refused
-    # rows excluded) and the attempt's result; every attempt calls it afresh (a retried attempt
-    # rolled the last one back).
-    in_transaction: Callable[[Connection, Sequence[Event], WriteResult], None] | None = None
+    # Every attempt calls it afresh (a retried attempt rolled the last one back).
+    in_transaction: Callable[[Connection, Written], None] | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What an attempt wrote, for the writes that go with it in the same transaction."""
+
+    events: Sequence[Event]  # the batch's events in queue order (in-batch duplicates removed)
+    stored_keys: frozenset[str]  # message ids newly stored now (not redeliveries, not refused rows)
+    result: WriteResult
+    refused_keys: frozenset[str] = frozenset()  # newly seen, but set aside (the database refused them)
+
+    @property
+    def stored(self) -> list[Event]:
+        return [e for e in self.events if e.message_id in self.stored_keys]
+
+    @property
+    def redelivered(self) -> list[Event]:
+        """Events whose message id was stored by an earlier batch (a redelivery)."""
+        fresh = self.stored_keys | self.refused_keys
+        return [e for e in self.events if e.message_id not in fresh]
 
 
 def write_batch(
@@ -119,7 +137,8 @@ def _write_once(
                     first_id, last_id = _id_range(store, conn, stored)
                     result = replace(result, first_id=first_id, last_id=last_id)
                 if hooks.in_transaction is not None:
-                    hooks.in_transaction(conn, stored, result)
+                    keys = frozenset(e.message_id for e in stored)
+                    hooks.in_transaction(conn, Written(events, keys, result, frozenset(refused_keys)))
                 # Fence last: the lease is checked at the commit.
                 if lease is not None:
                     leases.fence(store, conn, lease)
@@ -192,6 +211,8 @@ def _insert_events(store: Store, conn: Connection, events: Sequence[Event]) -> l
                 "priority": e.priority,
                 "entity_type": e.entity_type,
                 "entity_id": e.entity_id,
+                "entity_category": e.entity_category,
+                "related_id": e.related_id,
                 "action": e.action,
                 "payload": e.payload,
                 "stored_at": now,

@@ -49,6 +49,12 @@ def selection(store: Store, before_id: int | None, older_than: datetime | None) 
         return Selection(count, total, first, last, _naive(oldest), _naive(newest))
 
 
+def history_outcomes() -> Any:
+    from drainer.db.history import build
+
+    return build().outcomes
+
+
 def prune(
     store: Store, before_id: int | None, older_than: datetime | None, through_id: int, chunk: int
 ) -> Iterator[int]:
@@ -61,10 +67,13 @@ def prune(
 
         t = store.t.events
         condition = _condition(store, before_id, older_than) & (t.c.id <= through_id)
+        outcomes = history_outcomes()
         while True:
             with store.writer.begin() as conn:
-                ids = conn.execute(select(t.c.id).where(condition).order_by(t.c.id).limit(chunk)).scalars().all()
-                if not ids:
+                rows = conn.execute(select(t.c.id, t.c.message_id).where(condition).order_by(t.c.id).limit(chunk)).all()
+                if not rows:
                     return
-                conn.execute(delete(t).where(t.c.id.in_(ids)))
-            yield len(ids)
+                conn.execute(delete(t).where(t.c.id.in_([r.id for r in rows])))
+                # An event's history outcome goes with it (the history rows themselves stay).
+                conn.execute(delete(outcomes).where(outcomes.c.message_id.in_([r.message_id for r in rows])))
+            yield len(rows)

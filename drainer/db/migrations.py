@@ -40,10 +40,10 @@ def applied(store: Store, table: str = tables.MIGRATIONS) -> dict[str, str] | No
 
 def columns_of(store: Store, table: str) -> list[str] | None:
     """The table's column names in order, or None when it does not exist."""
-    return _columns(store, [table]).get(table)
+    return table_columns(store, [table]).get(table)
 
 
-def _columns(store: Store, names: Sequence[str]) -> dict[str, list[str]]:
+def table_columns(store: Store, names: Sequence[str]) -> dict[str, list[str]]:
     """Existing tables among `names` -> their column names in order. Read from the catalogue
     (information_schema, PRAGMA), never from the table: a LOCK TABLES held by a backup must not
     block it."""
@@ -99,7 +99,7 @@ def drop_legacy_migrations_table(store: Store) -> None:
 def check_columns(store: Store) -> None:
     """Raise SchemaOutdated unless every column a drain writes exists (one catalogue query)."""
     written = tables.written_by_drain(store.t)
-    found = _columns(store, [t.name for t in written])
+    found = table_columns(store, [t.name for t in written])
     for table in written:
         missing = [c.name for c in table.c if c.name not in found.get(table.name, [])]
         if table.name not in found:

@@ -12,6 +12,7 @@ EVENTS = "drainer_events"
 REJECTED = "drainer_rejected_messages"
 LEASES = "drainer_leases"
 MIGRATIONS = "drainer_schema_migrations"
+HISTORY_OUTCOMES = "drainer_history_outcomes"  # what --history vitrage applied to Vitrage's tables
 
 # Names an earlier release (0.1) gave its tables, and what they are called now. `events` and
 # `schema_migrations` are also names other software uses (Vitrage's own `events` table since Rocky),
@@ -59,6 +60,8 @@ def build() -> Tables:
             Column("priority", String(32)),
             Column("entity_type", String(255)),
             Column("entity_id", String(255)),
+            Column("entity_category", String(64)),
+            Column("related_id", String(255)),
             Column("action", String(64)),
             Column("payload", Text(), nullable=False),
             Column("stored_at", DateTime(), nullable=False),

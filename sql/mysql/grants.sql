@@ -18,8 +18,10 @@
 --        sed -e "s/@@DRAIN_PASSWORD@@/$DRAIN_PW/" -e "s/@@READER_PASSWORD@@/$READER_PW/" \
 --            -e "s/@@OWNER_PASSWORD@@/$OWNER_PW/" -e '/^-- PART 2/q' sql/mysql/grants.sql | mariadb -u root -p
 --   2. vitrage-drainer migrate    (as vitrage_drainer_owner; cron/kubernetes/job-migrate.yaml)
---   3. the whole file, same sed without the '/^-- PART 2/q' expression; re-run it after every
+--   3. PART 2, same sed with '/^-- PART 3/q' instead of '/^-- PART 2/q'; re-run it after every
 --      migration that adds a table.
+--   4. only with `--history vitrage`, once Vitrage's alarms/edges/changes exist (vitrage-dbsync,
+--      or `vitrage-drainer migrate --history vitrage`): the whole file, sed without a '/q'.
 -- Check the result with SHOW GRANTS FOR 'vitrage_drainer'@'%'. GRANT only adds privileges: this
 -- file never revokes anything granted by hand. Anonymous accounts (''@'localhost', left by some
 -- installers) shadow '%' for local clients: remove them (mariadb-secure-installation).
@@ -50,9 +52,21 @@ GRANT SELECT, INSERT ON `vitrage`.`drainer_events` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT ON `vitrage`.`drainer_rejected_messages` TO 'vitrage_drainer'@'%';
 GRANT SELECT ON `vitrage`.`drainer_schema_migrations` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_leases` TO 'vitrage_drainer'@'%';
+GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_history_outcomes` TO 'vitrage_drainer'@'%';
 
 -- Read only.
 GRANT SELECT ON `vitrage`.`drainer_events` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_rejected_messages` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_schema_migrations` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_leases` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`drainer_history_outcomes` TO 'vitrage_drainer_ro'@'%';
+
+-- PART 3: only with `--history vitrage`: Vitrage's alarm-history tables, written as its persistor
+-- writes them (an activation inserts, a deactivation updates; changes are only inserted). Vitrage's
+-- own API reads them with Vitrage's account; `rebuild-history` runs as the schema owner.
+GRANT SELECT, INSERT, UPDATE ON `vitrage`.`alarms` TO 'vitrage_drainer'@'%';
+GRANT SELECT, INSERT, UPDATE ON `vitrage`.`edges` TO 'vitrage_drainer'@'%';
+GRANT SELECT, INSERT ON `vitrage`.`changes` TO 'vitrage_drainer'@'%';
+GRANT SELECT ON `vitrage`.`alarms` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`edges` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`changes` TO 'vitrage_drainer_ro'@'%';

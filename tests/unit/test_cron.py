@@ -386,6 +386,10 @@ def test_grants_least_privilege() -> None:
         "vitrage.drainer_rejected_messages": {"SELECT", "INSERT"},
         "vitrage.drainer_schema_migrations": {"SELECT"},
         "vitrage.drainer_leases": {"SELECT", "INSERT", "UPDATE"},
+        "vitrage.drainer_history_outcomes": {"SELECT", "INSERT", "UPDATE"},
+        "vitrage.alarms": {"SELECT", "INSERT", "UPDATE"},
+        "vitrage.edges": {"SELECT", "INSERT", "UPDATE"},
+        "vitrage.changes": {"SELECT", "INSERT"},
     }
     reader = privileges(sql, "vitrage_drainer_ro")
     assert set(reader) == {
@@ -393,6 +397,10 @@ def test_grants_least_privilege() -> None:
         "vitrage.drainer_rejected_messages",
         "vitrage.drainer_schema_migrations",
         "vitrage.drainer_leases",
+        "vitrage.drainer_history_outcomes",
+        "vitrage.alarms",
+        "vitrage.edges",
+        "vitrage.changes",
     }
     assert all(p == {"SELECT"} for p in reader.values())
     assert privileges(sql, "vitrage_drainer_owner") == {"vitrage.*": {"ALL PRIVILEGES"}}
