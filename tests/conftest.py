@@ -256,7 +256,7 @@ def run_in_terminal(
     *args: str,
     env: dict[str, str] | None = None,
     answer: str | None = None,
-    columns: int = 400,
+    columns: int = 1000,
     timeout: float = 120,
     argv: list[str] | None = None,
     cwd: Path = ROOT,
