@@ -15,7 +15,9 @@ A command module adopts it in a few lines (cli/migrate.py is the smallest exampl
             exits=[Exit.OK, Exit.UNAVAILABLE, Exit.NOPERM, (Exit.CONFIG, "a table of another shape exists")],
             handler=run,                                           # run(args, env, run_id) -> exit code
         )
-        parser.add_argument("--only-this-command", help="...")    # options no other command has
+        # Options no other command has: an Option shows its default (and variable) the same way.
+        Option("--chunk-size", "rows per transaction", default="1000",
+               kwargs={"type": int, "default": 1000, "metavar": "N"}).add_to(parser)
 
 `--help` then shows, for that command only: its description, each option it uses with the
 environment variable that also sets it and its default, the examples, and the exit codes (1 and 2
@@ -106,8 +108,9 @@ class Parser(argparse.ArgumentParser):
 @dataclass(frozen=True)
 class Option:
     """One option as every command that uses it shows it: the flag, what it does, the environment
-    variable that sets it too, the default as --help shows it, its help group, and what argparse
-    needs (type, metavar, action, choices)."""
+    variable that sets it too, the default as --help shows it (text only: argparse's own default
+    goes in `kwargs`), its help group, and the rest of what argparse's add_argument takes (type,
+    metavar, action, choices, default)."""
 
     flag: str
     help: str
