@@ -204,3 +204,26 @@ def test_only_the_six_history_types_become_notifications() -> None:
     assert Notification.from_stored("m", history.CHANGE_ALARM, '{"a": 1}') == Notification(
         "m", history.CHANGE_ALARM, {"a": 1}
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-29 10:00:00",
+        "2026-11-29T10:00:00",
+        "2026-11-29 10:00:00.1",
+        "2026-11-29 10:00:00.123456",
+        "2026-11-29T10:00:00Z",
+        "2026-11-29 10:00:00.000001+00:00",
+        "2026-11-29 23:59:59-05:30",
+        "0001-01-01 00:00:00+00:00",
+    ],
+)
+def test_the_fast_path_reads_vitrage_s_formats_exactly_as_dateutil_does(text: str) -> None:
+    from dateutil import parser
+
+    assert history._PLAIN_ISO.match(text)
+    expected = parser.parse(text)
+    offset = expected.utcoffset()
+    expected = expected if offset is None else expected.replace(tzinfo=None) - offset
+    assert history.event_time({"update_timestamp": text}) == expected
