@@ -12,7 +12,7 @@ from drainer.cli.options import OPTIONS
 from drainer.config import Settings, parse_bool, resolve
 from drainer.errors import ConfigError
 
-COMMANDS = ["drain", "migrate", "status", "events", "prune"]
+COMMANDS = ["drain", "migrate", "status", "events", "prune", "rebuild-history"]
 BROKER_ONLY = {"--amqp-url", "--amqp-url-file", "--topic", "--queue", "--heartbeat"}
 DRAIN_ONLY = {
     "--batch-size",
@@ -44,6 +44,7 @@ def flags_in(text: str) -> set[str]:
         ("events", BROKER_ONLY | DRAIN_ONLY | {"--lock-wait-timeout"}),
         ("prune", BROKER_ONLY | DRAIN_ONLY),
         ("status", DRAIN_ONLY | {"--heartbeat", "--lock-wait-timeout"}),
+        ("rebuild-history", DRAIN_ONLY | {"--amqp-url", "--amqp-url-file", "--heartbeat"}),
         ("drain", set()),
     ],
 )
