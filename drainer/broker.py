@@ -250,6 +250,23 @@ def _tls_failure(exc: BaseException, hosts: str) -> BrokerError | None:
     return None
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong in a pika error, in one line and without object reprs: the innermost cause
+    (pika nests a socket error in a connector error in a workflow error in a connection error)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "exception", None) or (getattr(exc, "exceptions", None) or [None])[-1]
+        inner = inner or next((a for a in exc.args if isinstance(a, BaseException)), None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip(" ()'\",")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class Broker:
     """One connection and channel to RabbitMQ for the length of a run."""
 
@@ -279,7 +296,8 @@ class Broker:
                 and _tls_failure(exc, hosts) is None
             )
 
-        policy = retry.bounded("broker connect", settings.retry_seconds, transient, describe=repr)
+        policy = retry.bounded("broker connect", settings.retry_seconds, transient, describe=_reason)
+        started = time.monotonic()
         try:
             connection = policy(pika.BlockingConnection, params)
             _decode_content_headers_faithfully(connection)
@@ -294,8 +312,10 @@ class Broker:
             tls = _tls_failure(exc, hosts)
             if tls is not None:
                 raise tls from exc
+            tries = policy.statistics.get("attempt_number", 1)
             raise BrokerUnavailable(
-                f"RabbitMQ unreachable at {hosts} after {settings.retry_seconds:g}s of retries: {mask_url(repr(exc))}"
+                f"RabbitMQ unreachable at {hosts}: {mask_url(_reason(exc))} ({tries} attempt{'s' * (tries > 1)} "
+                f"in {time.monotonic() - started:.1f} s; --retry-seconds {settings.retry_seconds:g})"
             ) from exc
         try:
             return cls(connection, settings)

@@ -279,16 +279,31 @@ def _read_secret_file(path: str, what: str) -> str:
         raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from exc
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_env_bool(name: str, raw: str) -> bool:
+    """An environment variable's boolean: 1/0, true/false, yes/no, on/off in any case; anything
+    else (`maybe`) is a ConfigError, never a silent false."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+
+
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
     if raw is None or not isinstance(raw, str):
         return raw
+    if kind in ("bool", bool, "bool | None"):
+        return parse_env_bool(name, raw)
     try:
         if kind in ("int", int):
             return int(raw)
         if kind in ("float", float):
             return float(raw)
-        if kind in ("bool", bool, "bool | None"):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
     return raw
@@ -368,6 +383,11 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         merged.update(tls_from_query(given["amqp_url"]))
     names = {f.name for f in fields(Settings)}
     merged.update({k: v for k, v in given.items() if k in names})
+    if merged.get("until_empty") and merged.get("max_batches") is not None:
+        raise ConfigError(
+            "--until-empty and --max-batches (or DRAINER_UNTIL_EMPTY and DRAINER_MAX_BATCHES) contradict "
+            "each other: --until-empty takes batches until the queue is empty; give one of them"
+        )
     if isinstance(merged.get("history"), str) and merged["history"].strip().lower() in ("off", "none", ""):
         merged["history"] = None
     settings = Settings(**merged)

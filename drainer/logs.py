@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import TextIO
@@ -20,12 +21,26 @@ class _RunId(logging.Filter):
         return True
 
 
+def _text_value(value: object) -> str:
+    if isinstance(value, str):
+        # Quoted (as JSON) only when the value would not read as one word: logfmt's convention.
+        return value if value and not any(c in value for c in ' ="\n\t') else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)  # lists and dicts as JSON, never a repr
+
+
 class _TextFormatter(logging.Formatter):
-    """`time level message key=value ...`, readable at a terminal."""
+    """`date time level logger [run id] message  key=value ...`: one readable line per record."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and v is not None)
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        fields = " ".join(
+            f"{k}={_text_value(v)}" for k, v in vars(record).items() if k not in _STANDARD and v is not None
+        )
+        stamp = self.formatTime(record, "%Y-%m-%d %H:%M:%S%z")
+        line = f"{stamp} {record.levelname:<7} {record.name} [{getattr(record, 'run_id', '-')}] {record.getMessage()}"
         line = f"{line}  {fields}" if fields else line
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -84,8 +99,15 @@ def scrub(text: str) -> str:
     return _Scrub(_SECRETS).scrub(text)
 
 
-def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logging.INFO) -> None:
-    """Install one handler on the root logger; only the CLI calls this."""
+def setup(
+    fmt: str, run_id: str, stream: TextIO | None = None, level: int = logging.INFO, verbose: bool = False
+) -> None:
+    """Install one handler on the root logger; only the CLI calls this.
+
+    The broker client's own records (pika: a line per failed socket, channel closes with object
+    reprs) are dropped unless `verbose`: the drainer's retry and error records already say what
+    happened, in its words. `verbose` also shows the drainer's DEBUG records.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter: logging.Formatter
     if fmt == "json":
@@ -107,16 +129,7 @@ def setup(fmt: str, run_id: str, stream: TextIO | None = None, level: int = logg
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("drainer").setLevel(logging.DEBUG if verbose else logging.NOTSET)
     logging.captureWarnings(True)  # library warnings become records too: JSON, scrubbed
-    logging.getLogger("pika").setLevel(logging.WARNING)
-    # pika reports every failed connect, lost stream and refused TLS handshake at ERROR, with a
-    # traceback, before raising; broker.py turns the exception into the drainer's own one-sentence
-    # record, so these would only repeat it.
-    for name in (
-        "pika.adapters.utils.connection_workflow",
-        "pika.adapters.blocking_connection",
-        "pika.adapters.utils.io_services_utils",
-        "pika.adapters.base_connection",
-        "pika.connection",
-    ):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # pika at DEBUG logs every frame; INFO and up is "in full" for a person debugging a connect.
+    logging.getLogger("pika").setLevel(logging.INFO if verbose else logging.CRITICAL + 1)

@@ -29,8 +29,9 @@ def bounded(
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
-            "retrying %s",
+            "%s failed, retrying in %.1f s",
             what,
+            state.upcoming_sleep,
             extra={
                 "event": "retry",
                 "operation": what,

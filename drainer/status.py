@@ -31,7 +31,9 @@ def _database_part(settings: Settings, report: dict[str, Any], errors: list[Drai
         newest = facts.pop("newest")
         report.update(facts)
         report["newest_collector_timestamp"] = _iso(newest)
-        report["lag_seconds"] = round((now - newest).total_seconds(), 3) if newest else None
+        # The age of the newest stored event (its collector_timestamp), not of what is waiting: AMQP
+        # tells only how many messages wait, and reading the oldest one would take it from a drain.
+        report["newest_event_age_s"] = round((now - newest).total_seconds(), 3) if newest else None
         report["last_run"] = _run_line(runs.last(store, settings.queue_name))
         report["last_success"] = _run_line(runs.last(store, settings.queue_name, successful=True))
         lease = leases.holder_of(store, settings.queue_name)
@@ -78,7 +80,7 @@ def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
         "events": None,
         "last_event_id": None,
         "newest_collector_timestamp": None,
-        "lag_seconds": None,
+        "newest_event_age_s": None,
         "rejected": None,
         "rejected_republished": None,
         "oversize_queue": settings.oversize_queue_name,
@@ -98,15 +100,84 @@ def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
     return report, errors
 
 
-def render_text(report: dict[str, Any]) -> str:
-    """A short aligned listing for a terminal."""
-    width = max(len(k) for k in report)
-    return "\n".join(f"{key:<{width}}  {_text(value)}" for key, value in report.items())
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "unknown"
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict):  # a run: its fields on one line
-        return " ".join(f"{k}={'-' if v is None else v}" for k, v in value.items())
-    return str(value)
+def _ago(seconds: float) -> str:
+    if seconds < 0:
+        return f"{_span(-seconds)} in the future (check the collector's clock)"
+    return f"{_span(seconds)} ago"
+
+
+def _span(seconds: float) -> str:
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")]
+    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) if shown else "0 s"
+
+
+def render_text(report: dict[str, Any], outcome: str) -> str:
+    """The report as a two-column table for a person: counts with thousands separators, times in
+    UTC with their age, the lease and every error in a sentence, and `outcome` (the exit code, as
+    the CLI names it) last."""
+    newest = report.get("newest_collector_timestamp")
+    if newest:
+        newest = f"{newest[:19].replace('T', ' ')} UTC, {_ago(report['newest_event_age_s'])}"
+    elif report.get("events") == 0:
+        newest = "none stored yet"
+    if report.get("lease_holder"):
+        lease = f"held by {report['lease_holder']} until {report['lease_expires_at'][:19].replace('T', ' ')} UTC"
+    else:
+        lease = "free" if report.get("schema_version") else "unknown"
+    rows = [
+        ("queue", report["queue"]),
+        ("waiting messages", _count(report.get("queue_depth"))),
+        ("consumers", _count(report.get("consumers"))),
+        ("stored events", _count(report.get("events"))),
+        ("last event id", report.get("last_event_id") or ("none" if report.get("events") == 0 else "unknown")),
+        ("newest event", newest or "unknown"),
+        ("rejected messages", _rejected_text(report)),
+        ("oversize queue", _oversize_text(report)),
+        ("last run", _run_text(report.get("last_run"))),
+        ("last success", _run_text(report.get("last_success"))),
+        ("schema version", report.get("schema_version") or "unknown"),
+        ("lease", lease),
+    ]
+    rows += [("error", f"{e['error']}: {e['detail']}") for e in report.get("errors", [])]
+    rows.append(("exit code", outcome))
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _rejected_text(report: dict[str, Any]) -> str:
+    pending, republished = report.get("rejected"), report.get("rejected_republished")
+    if not isinstance(pending, int):
+        return "unknown"
+    text = f"{pending:,} pending"
+    return f"{text} (`rejected list`), {republished:,} republished" if republished else text
+
+
+def _oversize_text(report: dict[str, Any]) -> str:
+    depth = report.get("oversize_queue_depth")
+    if depth is None:
+        return f"{report['oversize_queue']}: none" if report.get("queue_depth") is not None else "unknown"
+    return f"{report['oversize_queue']}: {depth:,} parked" + (" (`oversize list`)" if depth else "")
+
+
+def _run_text(run: dict[str, Any] | None) -> str:
+    """A run of the ledger in one line: when, how it ended, what it did."""
+    if run is None:
+        return "none recorded"
+    started = (run["started_at"] or "?")[:19].replace("T", " ")
+    if run["exit_code"] is None:
+        end = "no end recorded (killed, or still running)"
+    else:
+        end = f"exit {run['exit_code']}" + (f" {run['error']}" if run["error"] else "")
+    return (
+        f"{run['run_id']} started {started} UTC, {end}: {run['batches']:,} batches, {run['fetched']:,} fetched, "
+        f"{run['stored']:,} stored, {run['duplicates']:,} duplicates, {run['rejected']:,} rejected"
+    )

@@ -239,6 +239,77 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+@dataclass
+class Screen:
+    """What a person at a terminal saw: the screen's lines once the command exited (trailing
+    spaces and blank lines dropped), and its exit code."""
+
+    code: int
+    lines: list[str]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def run_in_terminal(
+    *args: str,
+    env: dict[str, str] | None = None,
+    answer: str | None = None,
+    columns: int = 1000,
+    timeout: float = 120,
+    argv: list[str] | None = None,
+    cwd: Path = ROOT,
+) -> Screen:
+    """Run `python -m drainer ARGS` (or `argv`) in a pseudo-terminal, as in a terminal window of
+    `columns` (wide, so a record is one screen line), type `answer` when a [y/N] question shows,
+    and return the screen as a terminal emulator (pyte) renders it: carriage returns, the progress
+    bar's redraws and the echo of the answer included."""
+    import fcntl
+    import select
+    import struct
+    import termios
+
+    import pyte
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    command = argv or [sys.executable, "-m", "drainer", *args]
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=_env(env), cwd=cwd)
+    os.close(slave)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{command} still running after {timeout}s:\n{output.decode(errors='replace')}")
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if answer is not None and b"[y/N] " in output:
+                os.write(master, answer.encode() + b"\n")
+                answer = None
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    screen = pyte.Screen(columns, 1000)
+    pyte.ByteStream(screen).feed(bytes(output))
+    lines = [line.rstrip() for line in screen.display]
+    while lines and not lines[-1]:
+        lines.pop()
+    return Screen(code, lines)
+
+
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "drainer", *args],

@@ -1,14 +1,18 @@
 """Demo: publish Vitrage's sample driver events the way Vitrage does, migrate, drain, show the rows.
 
-    python tests/demo.py            # into demo.sqlite, or into $DRAINER_DB_URL when set
+    .venv/bin/python tests/demo.py                 # its own topic, into ./demo.sqlite
+    .venv/bin/python tests/demo.py --db-url 'mysql+pymysql://root@127.0.0.1/demo'
+    .venv/bin/python tests/demo.py --from-env      # DRAINER_AMQP_URL, DRAINER_DB_URL, DRAINER_TOPIC
 
-Publishes with a real oslo.messaging Notifier (messagingv2, exchange `vitrage`, topic
-`vitrage_persistor`, queue `vitrage_persistor.info`) to the RabbitMQ at $DRAINER_AMQP_URL
-(default the local guest account).
+Publishes with a real oslo.messaging Notifier (messagingv2, exchange `vitrage`, publisher
+`datasources.events`) on the topic `vitrage_drainer_demo` (queue `vitrage_drainer_demo.info`), never
+on Vitrage's own `vitrage_persistor` unless told to, to the local RabbitMQ's guest account. No
+DRAINER_* variable of the environment is used unless --from-env says so. A rerun appends.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -20,6 +24,9 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 from drainer.cli import main  # noqa: E402
+
+DEMO_TOPIC = "vitrage_drainer_demo"
+LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def publish(amqp_url: str, topic: str) -> int:
@@ -49,39 +56,88 @@ def publish(amqp_url: str, topic: str) -> int:
     return count
 
 
-def show(db_url: str) -> None:
+def stored(db_url: str, after_id: int = 0) -> tuple[int, int, list[object]]:
+    """(events stored, the last id, the rows with id > after_id); (0, 0, []) before the first run."""
     from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
 
+    if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).exists():
+        return 0, 0, []
     engine = create_engine(db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT id, collector_timestamp, event_type, entity_id, action, length(payload) AS bytes "
-                "FROM drainer_events ORDER BY id DESC LIMIT 25"
-            )
-        ).all()
-        total = conn.execute(text("SELECT COUNT(*) FROM drainer_events")).scalar_one()
-    engine.dispose()
+    try:
+        with engine.connect() as conn:
+            total, last = conn.execute(text("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM drainer_events")).one()
+            rows = conn.execute(
+                text(
+                    "SELECT id, collector_timestamp, event_type, entity_id, action, length(payload) AS bytes "
+                    "FROM drainer_events WHERE id > :after ORDER BY id LIMIT 25"
+                ),
+                {"after": after_id},
+            ).all()
+    except OperationalError:  # no drainer_events yet: migrate has not run there
+        return 0, 0, []
+    finally:
+        engine.dispose()
+    return total, last, list(rows)
+
+
+def show(rows: list[object]) -> None:
     print(f"\n{'id':>5}  {'collector_timestamp':<26}  {'event_type':<24}  {'action':<9}  {'bytes':>5}  entity_id")
-    for r in reversed(rows):
+    for r in rows:
         print(
-            f"{r.id:>5}  {str(r.collector_timestamp):<26}  {str(r.event_type):<24}  {str(r.action):<9}  "
-            f"{r.bytes:>5}  {str(r.entity_id)[:40]}"
+            f"{r.id:>5}  {str(r.collector_timestamp):<26}  {str(r.event_type):<24}  {str(r.action):<9}  "  # type: ignore[attr-defined]
+            f"{r.bytes:>5}  {str(r.entity_id)[:40]}"  # type: ignore[attr-defined]
         )
-    print(f"\n{total} events stored in {db_url.split('://')[0]}")
 
 
-def run() -> int:
-    amqp_url = os.environ.get("DRAINER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-    db_url = os.environ.get("DRAINER_DB_URL", f"sqlite:///{Path.cwd() / 'demo.sqlite'}")
-    topic = os.environ.get("DRAINER_TOPIC", "vitrage_persistor")
-    print(f"published {publish(amqp_url, topic)} Vitrage driver events on topic {topic}")
-    env = dict(os.environ, DRAINER_DB_URL=db_url, DRAINER_AMQP_URL=amqp_url, DRAINER_LOG_FORMAT="text")
-    for argv in (["migrate"], ["drain", "--topic", topic, "--until-empty"]):
-        code = main(argv, env)
+def _command() -> str:
+    """How to start vitrage-drainer from here: the venv's script, relative when it is below cwd."""
+    script = Path(sys.executable).with_name("vitrage-drainer")
+    if not script.exists():
+        return f"{sys.executable} -m drainer"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--amqp-url", default=LOCAL_AMQP, help="default: the local broker's guest account")
+    parser.add_argument("--db-url", default=f"sqlite:///{Path.cwd() / 'demo.sqlite'}", help="default: ./demo.sqlite")
+    parser.add_argument("--topic", default=DEMO_TOPIC, help=f"default: {DEMO_TOPIC}")
+    parser.add_argument(
+        "--from-env", action="store_true", help="take DRAINER_AMQP_URL, DRAINER_DB_URL and DRAINER_TOPIC when set"
+    )
+    args = parser.parse_args(argv)
+    if args.from_env:
+        args.amqp_url = os.environ.get("DRAINER_AMQP_URL", args.amqp_url)
+        args.db_url = os.environ.get("DRAINER_DB_URL", args.db_url)
+        args.topic = os.environ.get("DRAINER_TOPIC", args.topic)
+    before, last_id, _ = stored(args.db_url)
+    print(f"published {publish(args.amqp_url, args.topic)} Vitrage driver events on topic {args.topic}")
+    # The drainer sees only what the demo says: no DRAINER_* of this shell reaches it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER_")}
+    common = ["--db-url", args.db_url, "--log-format", "text"]
+    steps = (
+        ["migrate", *common],
+        ["drain", *common, "--amqp-url", args.amqp_url, "--topic", args.topic, "--until-empty", "--no-progress"],
+    )
+    for step in steps:
+        code = main(step, env)
         if code != 0:
             return code
-    show(db_url)
+    total, _, rows = stored(args.db_url, last_id)
+    show(rows)
+    where = args.db_url.removeprefix("sqlite:///") if args.db_url.startswith("sqlite:///") else args.db_url
+    from drainer.config import mask_url
+
+    where, new = mask_url(where), total - before
+    if before:
+        print(f"\nappended {new} events to {where}: it now holds {total} ({before} from earlier runs)")
+    else:
+        print(f"\nstored {new} events in {where}")
+    print(f"look at them with:\n  {_command()} events --db-url '{mask_url(args.db_url)}' --limit 3")
     return 0
 
 

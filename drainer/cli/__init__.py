@@ -1,5 +1,6 @@
 """Command line: parse, build Settings, set up logs, run a command; the ONLY place mapping errors
-to exit codes (cli.exits). One module per command family; each registers its subcommand."""
+to exit codes (cli.exits). One module per command family; each registers its subcommand with
+cli.options.add_command."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from drainer import __version__, defaults
+from drainer import __version__
 from drainer.cli.exits import Exit, exit_code_for
-from drainer.cli.options import Parser
-from drainer.errors import DrainerError
+from drainer.cli.options import Parser, UsageError
+from drainer.errors import ConfigError, DrainerError
 
 __all__ = ["Exit", "build_parser", "exit_code_for", "main"]
 
@@ -21,21 +22,51 @@ log = logging.getLogger("drainer.cli")
 def build_parser() -> Parser:
     from drainer.cli import drain, events, history, lease, migrate, oversize, peek, rejected, runs, status, verify
 
-    parser = Parser(prog="vitrage-drainer", description="Drain Vitrage's vitrage_persistor queue into an events table.")
+    parser = Parser(
+        prog="vitrage-drainer",
+        description="Drain Vitrage's vitrage_persistor queue into an events table: one transaction per batch,\n"
+        "ack after commit. Each command's --help lists its options, examples and exit codes.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for command in (drain, migrate, status, events, history, runs, rejected, oversize, peek, lease, verify):
         command.register(sub)
     return parser
 
 
-def _log_format(argv: Sequence[str], env: Mapping[str, str]) -> str:
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
     for i, arg in enumerate(argv):
-        if arg.startswith("--log-format="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
-        if arg == "--log-format" and i + 1 < len(argv):
+        if arg == flag and i + 1 < len(argv):
             return argv[i + 1]
-    return env.get("DRAINER_LOG_FORMAT") or defaults.LOG_FORMAT
+    return None
+
+
+def _output(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, bool, ConfigError | None]:
+    """(log format, verbose, a bad DRAINER_VERBOSE), read before parsing so that even a usage error
+    is shown in them: the flag, else the environment, else text at a terminal and JSON elsewhere."""
+    from drainer.config import parse_env_bool
+
+    fmt = _flag_value(argv, "--log-format") or env.get("DRAINER_LOG_FORMAT")
+    if fmt not in ("json", "text"):
+        fmt = "text" if sys.stderr.isatty() else "json"
+    try:
+        return fmt, "--verbose" in argv or parse_env_bool("DRAINER_VERBOSE", env.get("DRAINER_VERBOSE") or "0"), None
+    except ConfigError as exc:
+        return fmt, False, exc
+
+
+def _say_usage_error(exc: ConfigError, parser: Parser, argv: Sequence[str]) -> None:
+    """As argparse itself would at a terminal: the usage line, then `prog: error: sentence`."""
+    from drainer.logs import scrub
+
+    if isinstance(exc, UsageError):
+        prog, usage = exc.prog, exc.usage
+    else:
+        command = next((parser.subcommand(a) for a in argv if parser.subcommand(a)), None) or parser
+        prog, usage = command.prog, command.format_usage()
+    sys.stderr.write(f"{usage}{prog}: error: {scrub(str(exc))}\n")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -46,16 +77,23 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     argv = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if env is None else env
     run_id = new_run_id()
-    fmt = _log_format(argv, env)
-    logs.setup(fmt if fmt in ("json", "text") else "json", run_id)
+    fmt, verbose, bad_verbose = _output(argv, env)
+    logs.setup(fmt, run_id, verbose=verbose)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        if bad_verbose is not None:
+            raise bad_verbose
         return int(args.handler(args, env, run_id))
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
     except DrainerError as exc:
         code, error = exit_code_for(exc)
-        log.error(str(exc), extra={"event": "error", "error": error, "exit_code": int(code)})
+        if isinstance(exc, ConfigError) and fmt == "text":
+            _say_usage_error(exc, parser, argv)
+        else:
+            message = f"{exc.prog}: {exc}" if isinstance(exc, UsageError) else str(exc)
+            log.error(message, extra={"event": "error", "error": error, "exit_code": int(code)})
         return code
     except Exception as exc:  # a bug: keep the traceback, inside one JSON record (logs scrub secrets)
         log.exception(

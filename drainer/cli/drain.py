@@ -8,72 +8,59 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from drainer import defaults
 from drainer.cli.exits import Exit, exit_code_for
-from drainer.cli.options import connections, history_option, settings_from
+from drainer.cli.options import BROKER, CONFIG, DATABASE, TIMEOUTS, add_command, settings_from
 from drainer.errors import DrainerError
 
 log = logging.getLogger("drainer.cli")
 
 
 def register(sub: Any) -> None:
-    d = sub.add_parser("drain", help="store up to N messages in one transaction, ack after commit")
-    connections(d)
-    history_option(d)
-    d.add_argument(
-        "--batch-size",
-        type=int,
-        help=f"messages per transaction; env DRAINER_BATCH_SIZE; default {defaults.BATCH_SIZE}",
+    add_command(
+        sub,
+        "drain",
+        summary="store up to N messages in one transaction, ack after commit",
+        description="Take up to --batch-size messages from the queue with basic.get, store them in one\n"
+        "transaction, ack them after the commit, and exit; --max-batches or --until-empty take more\n"
+        "batches. Messages that cannot be stored are kept in drainer_rejected_messages; bodies over\n"
+        "--max-message-bytes are moved to the oversize queue. stderr carries a record per batch and\n"
+        "the run's summary, always last; nothing is written to stdout.",
+        options=(
+            *CONFIG,
+            *BROKER,
+            "--heartbeat",
+            *DATABASE,
+            "--lock-wait-timeout",
+            *TIMEOUTS,
+            "--batch-size",
+            "--max-batches",
+            "--until-empty",
+            "--max-seconds",
+            "--max-batch-bytes",
+            "--max-message-bytes",
+            "--oversize-queue",
+            "--metrics-file",
+            "--pushgateway",
+            "--history",
+            "--progress",
+        ),
+        examples=[
+            ("vitrage-drainer drain --config-file /etc/vitrage/vitrage.conf", "one batch, as a CronJob runs it"),
+            (
+                "vitrage-drainer drain --config-file /etc/vitrage/vitrage.conf --until-empty --max-seconds 1800",
+                "everything waiting, for at most half an hour, with a progress bar at a terminal",
+            ),
+        ],
+        exits=[
+            (Exit.OK, "batches stored and acked; also an empty queue, or another drainer holds the lease"),
+            Exit.NOINPUT,
+            Exit.UNAVAILABLE,
+            Exit.TEMPFAIL,
+            Exit.NOPERM,
+            Exit.CONFIG,
+        ],
+        handler=run,
     )
-    d.add_argument(
-        "--max-batches",
-        type=int,
-        help=f"batches per run; env DRAINER_MAX_BATCHES; default {defaults.MAX_BATCHES}",
-    )
-    d.add_argument(
-        "--until-empty",
-        action="store_true",
-        default=None,
-        help="batches until the queue is empty; env DRAINER_UNTIL_EMPTY",
-    )
-    d.add_argument(
-        "--max-seconds",
-        type=float,
-        help=f"start no batch after this; env DRAINER_MAX_SECONDS; default {defaults.MAX_SECONDS:g}",
-    )
-    d.add_argument(
-        "--max-message-bytes",
-        type=int,
-        help="larger bodies go to the oversize queue; env DRAINER_MAX_MESSAGE_BYTES; default 4 MiB",
-    )
-    d.add_argument(
-        "--oversize-queue",
-        help="durable queue for oversize messages; env DRAINER_OVERSIZE_QUEUE; default <queue>.oversize",
-    )
-    d.add_argument(
-        "--lock-wait-timeout",
-        type=int,
-        help=f"MySQL session lock wait seconds; env DRAINER_LOCK_WAIT_TIMEOUT; default {defaults.LOCK_WAIT_TIMEOUT}",
-    )
-    d.add_argument(
-        "--heartbeat",
-        type=int,
-        help=f"AMQP heartbeat seconds; env DRAINER_HEARTBEAT; default {defaults.HEARTBEAT}",
-    )
-    d.add_argument(
-        "--max-batch-bytes",
-        type=int,
-        help="a batch stops growing at this many body bytes; env DRAINER_MAX_BATCH_BYTES; default 64 MiB",
-    )
-    d.add_argument("--metrics-file", metavar="PATH", help="node_exporter textfile to write; env DRAINER_METRICS_FILE")
-    d.add_argument("--pushgateway", metavar="URL", help="Prometheus Pushgateway to push to; env DRAINER_PUSHGATEWAY")
-    d.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar (default: only for a multi-batch drain on a TTY); env DRAINER_PROGRESS",
-    )
-    d.set_defaults(handler=run)
 
 
 def _outcome(failure: BaseException | None) -> tuple[int, str | None]:
@@ -92,26 +79,26 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     settings = settings_from(args, env)
     settings.require_db_url()
     progress = Progress(queue=settings.queue_name)
-    on_batch, close_bar = tty.batch_bar(settings.progress, settings.until_empty or settings.max_batches > 1)
     stop = StopFlag()
     stop.install()  # until the very end: a late SIGTERM must not cut the summary line
     code, error, message, trace = Exit.OK, None, None, None
     try:
         try:
-            drain(settings, run_id, stop, progress, on_batch, _outcome)
+            with tty.batch_bar(progress, settings.progress, settings.until_empty or settings.max_batches > 1) as bar:
+                drain(settings, run_id, stop, progress, bar, _outcome)
         except DrainerError as exc:
             code, error = exit_code_for(exc)
             message = str(exc)
         except Exception as exc:  # a bug: exit 1, traceback inside the summary record
             code, error, message, trace = Exit.SOFTWARE, "unexpected_error", repr(exc), sys.exc_info()
-        finally:
-            close_bar()
         fields: dict[str, Any] = {"event": "summary", **progress.as_record(), "exit_code": int(code)}
         if error:
             fields.update(error=error, detail=message or "")
+        # Metrics first (bounded by their own timeout), so the summary is the run's last record
+        # even when publishing them fails.
+        metrics.publish(fields, settings.queue_name, settings.metrics_file, settings.pushgateway)
         level = logging.INFO if code == Exit.OK else logging.ERROR
         log.log(level, "drain finished" if code == Exit.OK else "drain failed", extra=fields, exc_info=trace)
-        metrics.publish(fields, settings.queue_name, settings.metrics_file, settings.pushgateway)
     finally:
         stop.restore()
     return code

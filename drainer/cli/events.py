@@ -8,94 +8,153 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli import helptext
 from drainer.cli.exits import Exit
-from drainer.cli.options import connections, settings_from
+from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, age_value, settings_from
 from drainer.errors import ConfigError
 
 log = logging.getLogger("drainer.cli")
 
+PRUNE_CHUNK = 10_000
+PRUNE_MAX_SHARE = 50  # percent of the stored events a prune may delete without --yes
+
 
 def register(sub: Any) -> None:
-    ev = helptext.page(
+    ev = add_command(
         sub,
         "events",
-        "stored events as JSON lines on stdout, in id order",
-        "Write the stored events as JSON lines (id, collector_timestamp, message_id, event_type,\n"
-        "payload), in id order, read in keyset pages of 1000 rows (constant memory). Every filter\n"
-        "narrows the selection; --event-type, --entity-type and --entity-id are each served by an\n"
-        "index, and --after-id with --until-id selects exactly a snapshot's replay window.",
-        [
-            "vitrage-drainer events --after-id 41230 > replay.jsonl",
-            "vitrage-drainer events --after-id 41230 --until-id 52000      # between two snapshots",
-            "vitrage-drainer events --entity-id 3dcee183-ca42-4ccb-84af-9f0196b2e160 \\\n"
-            "      --since 2026-11-24T08:00:00 --until 2026-11-24T09:00:00   # everything about one host",
-            "vitrage-drainer events --event-type vitrage.alarm.activate --limit 10",
+        summary="stored events as JSON lines on stdout, in id order",
+        description="Write stored events to stdout, one JSON object per line (id, collector_timestamp in\n"
+        "ISO 8601 UTC, message_id, event_type, payload as an object), in id order, reading keyset\n"
+        "pages of 1000 rows: any number of rows in constant memory. Reads only. Every filter narrows\n"
+        "the selection; --event-type, --entity-type and --entity-id are each served by an index, and\n"
+        "--after-id with --until-id selects exactly a snapshot's replay window.",
+        options=(*CONFIG, *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer events --after-id 41230 > replay.jsonl", "what a standby replays after its snapshot"),
+            (
+                "vitrage-drainer events --since 2026-11-24T00:00:00 --until 2026-11-25T00:00:00 --limit 100",
+                "one day's events, the first hundred",
+            ),
+            ("vitrage-drainer events --after-id 41230 --until-id 52000", "exactly the window between two snapshots"),
+            (
+                "vitrage-drainer events --entity-id 3dcee183-ca42-4ccb-84af-9f0196b2e160 "
+                "--since 2026-11-24T08:00:00 --until 2026-11-24T09:00:00",
+                "everything about one host in one hour (an RCA's question)",
+            ),
         ],
-        [
-            (0, "written (also when a reader such as `head` stops early)"),
-            helptext.USAGE,
-            helptext.UNAVAILABLE,
-            helptext.NOPERM,
-            helptext.CONFIG,
-        ],
+        exits=[Exit.OK, Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        handler=run_events,
     )
-    connections(ev)
-    ev.add_argument("--after-id", type=int, help="only events with a larger id (replay after a snapshot)")
-    ev.add_argument(
-        "--until-id", type=int, help="only events with this id or a smaller one; with --after-id: a replay window"
-    )
-    ev.add_argument("--event-type", help="only this event_type (e.g. vitrage.alarm.activate, nova.instance)")
-    ev.add_argument("--entity-type", help="only this entity_type (vitrage_entity_type, e.g. nova.host)")
-    ev.add_argument("--entity-id", help="only this entity_id (the payload's vitrage_id, else its id)")
-    ev.add_argument("--since", help="collector_timestamp at or after this ISO 8601 time (naive = UTC)")
-    ev.add_argument("--until", help="collector_timestamp before this ISO 8601 time")
-    ev.add_argument("--limit", type=int, help="at most this many events")
-    ev.set_defaults(handler=run_events)
+    for option in (
+        Option(
+            "--after-id",
+            "only events with a larger id (replay after a snapshot)",
+            kwargs={"type": int, "metavar": "ID"},
+        ),
+        Option(
+            "--until-id",
+            "only events with this id or a smaller one; with --after-id: a replay window",
+            kwargs={"type": int, "metavar": "ID"},
+        ),
+        Option("--event-type", "only this event_type (e.g. vitrage.alarm.activate, nova.instance)", kwargs={}),
+        Option("--entity-type", "only this entity_type (the payload's vitrage_entity_type or vitrage_type)", kwargs={}),
+        Option("--entity-id", "only this entity_id (the payload's vitrage_id, else its id)", kwargs={}),
+        Option(
+            "--since",
+            "collector_timestamp at or after this ISO 8601 time (without a zone: UTC)",
+            kwargs={"metavar": "TIME"},
+        ),
+        Option("--until", "collector_timestamp before this ISO 8601 time", kwargs={"metavar": "TIME"}),
+        Option("--limit", "at most this many events", kwargs={"type": int, "metavar": "N"}),
+    ):
+        option.add_to(ev)
 
-    pr = helptext.page(
+    pr = add_command(
         sub,
         "prune",
-        "delete old events and old runs of the ledger in bounded chunks",
-        "Delete events older than a snapshot (--before-id, Vitrage's expirer rule) or than an age\n"
-        "(--older-than, on collector_timestamp), and runs of the ledger started before an age\n"
-        "(--runs-older-than: those whose rows are all gone; each queue's newest successful run is\n"
-        "kept), or Vitrage's alarm history (--history-older-than: alarms that ended before an age,\n"
-        "with their changes and edges), in chunks of --chunk-size rows, one short transaction each.\n"
-        "Each chunk of events also counts, per run of the ledger, the rows it deleted, so `verify`\n"
-        "still balances. Run it as the schema owner.",
-        [
-            "vitrage-drainer prune --before-id 41230",
-            "vitrage-drainer prune --older-than 30d --runs-older-than 90d --dry-run",
-            "vitrage-drainer prune --history-older-than 30d",
+        summary="delete old events (or old runs of the ledger, or old alarm history) in bounded chunks",
+        description="Delete stored events older than a cutoff, in chunks of --chunk-size rows, one short\n"
+        "transaction each, so replication and the drain are never blocked for long. It first says in\n"
+        "one sentence what the cutoff selects (--dry-run stops there). At a terminal it then asks;\n"
+        "elsewhere a cutoff that selects every stored event, or more than --max-share of them, is\n"
+        "refused without --yes. Each chunk also counts, per run of the ledger, the rows it deleted,\n"
+        "so `verify` still balances. --runs-older-than trims the run ledger instead: runs started\n"
+        "before the age whose rows are all gone (each queue's newest successful run is kept).",
+        options=(*CONFIG, *DATABASE, *TIMEOUTS, "--lock-wait-timeout"),
+        examples=[
+            ("vitrage-drainer prune --before-id 41230", "Vitrage's expirer rule: id < the snapshot's event id"),
+            ("vitrage-drainer prune --older-than 30d --dry-run", "what a 30-day TTL would delete, deleting nothing"),
+            ("vitrage-drainer prune --history-older-than 30d", "Vitrage's alarm_history_ttl, with --history vitrage"),
+            ("vitrage-drainer prune --runs-older-than 7d", "the run ledger: runs of the last week and runs with rows"),
         ],
-        [(0, "deleted (or counted, with --dry-run)"), helptext.USAGE, helptext.UNAVAILABLE, helptext.NOPERM],
+        exits=[
+            (Exit.OK, "deleted, nothing to delete, a dry run, or the question at the terminal answered no"),
+            (Exit.USAGE, "also: the cutoff needs --yes (every event, or more than --max-share)"),
+            Exit.UNAVAILABLE,
+            (Exit.NOPERM, "the database refused the DELETE (prune as the schema owner, not the drain account)"),
+            Exit.CONFIG,
+        ],
+        handler=run_prune,
+        usage="(--before-id ID | --older-than AGE | --history-older-than AGE | --runs-older-than AGE) [options]",
     )
-    connections(pr)
-    which = pr.add_mutually_exclusive_group()
-    which.add_argument("--before-id", type=int, help="delete events with id < ID (Vitrage's expirer rule)")
-    which.add_argument("--older-than", metavar="AGE", help="delete events whose collector_timestamp is older, e.g. 30d")
-    which.add_argument(
+    which = pr.add_mutually_exclusive_group(required=True)
+    Option(
+        "--before-id", "delete events with id < ID (Vitrage's expirer rule)", kwargs={"type": int, "metavar": "ID"}
+    ).add_to(which)
+    Option(
+        "--older-than",
+        "delete events whose collector_timestamp is older than AGE: a number and a unit, s, m, h, d or w (30d, 12h)",
+        kwargs={"type": age_value, "metavar": "AGE"},
+    ).add_to(which)
+    Option(
         "--history-older-than",
-        metavar="AGE",
-        help="delete Vitrage alarm history: alarms that ended more than AGE ago, with their changes and edges "
-        "(what vitrage-persistor's expirer does with [persistency] alarm_history_ttl, 30d by default)",
-    )
-    pr.add_argument(
+        "delete Vitrage alarm history instead: alarms that ended more than AGE ago, with their changes and "
+        "edges (what vitrage-persistor's expirer does with [persistency] alarm_history_ttl, 30d by default)",
+        kwargs={"type": age_value, "metavar": "AGE"},
+    ).add_to(which)
+    Option(
         "--runs-older-than",
-        metavar="AGE",
-        help="delete runs of the ledger (drainer_runs) started before this age whose rows are all gone, "
-        "e.g. 90d; each queue's newest successful run is kept",
-    )
-    pr.add_argument("--chunk-size", type=int, default=10_000, help="rows per transaction (default 10000)")
-    pr.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-    pr.set_defaults(handler=run_prune)
+        "delete runs of the ledger (drainer_runs) started more than AGE ago whose rows are all gone; "
+        "each queue's newest successful run is kept",
+        kwargs={"type": age_value, "metavar": "AGE"},
+    ).add_to(which)
+    for option in (
+        Option(
+            "--chunk-size",
+            "rows per transaction",
+            default=str(PRUNE_CHUNK),
+            kwargs={"type": int, "metavar": "N", "default": PRUNE_CHUNK},
+        ),
+        Option("--dry-run", "say what would be deleted, delete nothing", kwargs={"action": "store_true"}),
+        Option(
+            "--yes", "delete without asking, also beyond --max-share or every event", kwargs={"action": "store_true"}
+        ),
+        Option(
+            "--max-share",
+            "deleting more than this share of the stored events needs --yes (or a yes at the terminal)",
+            default=f"{PRUNE_MAX_SHARE}%",
+            kwargs={"type": float, "metavar": "PERCENT", "default": PRUNE_MAX_SHARE},
+        ),
+    ):
+        option.add_to(pr)
+
+
+def _open_current(settings: Any) -> Any:
+    """The store, once the schema is known to be the drainer's and current (78 otherwise)."""
+    from drainer import schema
+    from drainer.db.engine import Store
+
+    store = Store.open(settings.require_db_url(), settings)
+    try:
+        schema.check(store)
+    except BaseException:
+        store.dispose()
+        raise
+    return store
 
 
 def run_events(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
-    from drainer import schema
     from drainer.db import reads
-    from drainer.db.engine import Store
     from drainer.envelope import parse_timestamp
     from drainer.export import write_events
 
@@ -108,18 +167,17 @@ def run_events(args: argparse.Namespace, env: Mapping[str, str], run_id: str) ->
             raise ConfigError(f"--{name} {raw!r} is not an ISO 8601 time")
     if args.limit is not None and args.limit < 0:
         raise ConfigError("--limit must not be negative")
-    where = reads.EventFilter(
-        after_id=args.after_id,
-        until_id=args.until_id,
-        since=bounds["since"],
-        until=bounds["until"],
-        event_type=args.event_type,
-        entity_type=args.entity_type,
-        entity_id=args.entity_id,
-    )
-    store = Store.open(settings.require_db_url(), settings)
+    store = _open_current(settings)
     try:
-        schema.check(store)
+        where = reads.EventFilter(
+            after_id=args.after_id,
+            until_id=args.until_id,
+            since=bounds["since"],
+            until=bounds["until"],
+            event_type=args.event_type,
+            entity_type=args.entity_type,
+            entity_id=args.entity_id,
+        )
         rows = reads.iter_events(store, where, args.limit)
         count = write_events(rows, sys.stdout)
         sys.stdout.flush()
@@ -132,25 +190,93 @@ def run_events(args: argparse.Namespace, env: Mapping[str, str], run_id: str) ->
 
 
 def run_prune(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
-    from drainer import prune
-    from drainer.db.engine import Store
+    from drainer import prune, tty
 
-    if all(getattr(args, a) is None for a in ("before_id", "older_than", "history_older_than", "runs_older_than")):
-        raise ConfigError("prune needs --before-id, --older-than, --history-older-than or --runs-older-than")
+    if args.chunk_size < 1:
+        raise ConfigError("--chunk-size must be at least 1")
+    max_share = args.max_share
+    if not 0 <= max_share <= 100:
+        raise ConfigError("--max-share must be a percentage from 0 to 100")
     settings = settings_from(args, env)
-    store = Store.open(settings.require_db_url(), settings)
+    store = _open_current(settings)
     try:
-        total = 0
         if args.history_older_than:
-            total = prune.prune_history(store, args.history_older_than, args.chunk_size, args.dry_run)
-        elif args.before_id is not None or args.older_than is not None:
-            total = prune.prune(store, args.before_id, args.older_than, args.chunk_size, args.dry_run)
-        runs = 0
+            return _prune_history(store, args)
         if args.runs_older_than:
-            runs = prune.prune_runs(store, args.runs_older_than, args.chunk_size, args.dry_run)
+            return _prune_runs(store, args)
+        plan = prune.plan(store, args.before_id, args.older_than)
+        sentence = prune.describe(plan)
+        figures = {"would_delete": plan.selection.count, "stored": plan.selection.total}
+        log.info(sentence, extra={"event": "prune_plan", **figures, "dry_run": args.dry_run})
+        if args.dry_run or not plan.selection.count:
+            said = "dry run, nothing deleted" if args.dry_run else "nothing to delete"
+            log.info(f"prune finished: {said}", extra={"event": "prune", **figures, "deleted": 0, "exit_code": 0})
+            return Exit.OK
+        reason = prune.confirmation_needed(plan, max_share / 100)
+        if not args.yes:
+            if tty.is_terminal():
+                question = f"{reason[0].upper()}{reason[1:]}. Delete them?" if reason else "Delete them?"
+                if not tty.confirm(question):
+                    log.info(
+                        "prune finished: not confirmed, nothing deleted",
+                        extra={"event": "prune", **figures, "deleted": 0, "exit_code": 0},
+                    )
+                    return Exit.OK
+            elif reason:
+                raise ConfigError(f"nothing deleted: {reason}; add --yes to confirm (at a terminal it asks)")
+        deleted = prune.execute(store, plan, args.chunk_size)
     finally:
         store.dispose()
-    key = "would_delete" if args.dry_run else "deleted"
-    fields = {"event": "prune", key: total, f"runs_{key}": runs, "dry_run": args.dry_run, "exit_code": 0}
-    log.info("prune finished", extra=fields)
+    log.info("prune finished", extra={"event": "prune", **figures, "deleted": deleted, "exit_code": 0})
+    return Exit.OK
+
+
+def _prune_history(store: Any, args: argparse.Namespace) -> int:
+    """`--history-older-than`: the same sentence first, and the same question at a terminal. Only
+    ended alarms are selected, as vitrage-persistor's own expirer does every minute, so no share of
+    them needs --yes."""
+    from drainer import prune, tty
+
+    count = prune.prune_history(store, args.history_older_than, args.chunk_size, dry_run=True)
+    sentence = (
+        f"prune would delete {count:,} Vitrage alarms that ended more than {args.history_older_than} ago, "
+        "with their changes and edges"
+    )
+    log.info(sentence, extra={"event": "prune_plan", "would_delete": count, "dry_run": args.dry_run})
+    deleted = 0
+    if args.dry_run or not count:
+        said = "dry run, nothing deleted" if args.dry_run else "nothing to delete"
+    elif not args.yes and tty.is_terminal() and not tty.confirm("Delete them?"):
+        said = "not confirmed, nothing deleted"
+    else:
+        deleted = prune.prune_history(store, args.history_older_than, args.chunk_size, dry_run=False)
+        said = "alarm history deleted"
+    log.info(
+        f"prune finished: {said}", extra={"event": "prune", "would_delete": count, "deleted": deleted, "exit_code": 0}
+    )
+    return Exit.OK
+
+
+def _prune_runs(store: Any, args: argparse.Namespace) -> int:
+    """`--runs-older-than`: the same sentence first, and the same question at a terminal. Only runs
+    whose rows are gone are selected, so `verify` keeps what it balances; no share needs --yes."""
+    from drainer import prune, tty
+
+    count = prune.prune_runs(store, args.runs_older_than, args.chunk_size, dry_run=True)
+    sentence = (
+        f"prune would delete {count:,} runs of the ledger started more than {args.runs_older_than} ago whose "
+        "rows are all gone (each queue's newest successful run kept)"
+    )
+    log.info(sentence, extra={"event": "prune_plan", "would_delete": count, "dry_run": args.dry_run})
+    deleted = 0
+    if args.dry_run or not count:
+        said = "dry run, nothing deleted" if args.dry_run else "nothing to delete"
+    elif not args.yes and tty.is_terminal() and not tty.confirm("Delete them?"):
+        said = "not confirmed, nothing deleted"
+    else:
+        deleted = prune.prune_runs(store, args.runs_older_than, args.chunk_size, dry_run=False)
+        said = "runs deleted"
+    log.info(
+        f"prune finished: {said}", extra={"event": "prune", "would_delete": count, "deleted": deleted, "exit_code": 0}
+    )
     return Exit.OK

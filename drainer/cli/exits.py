@@ -45,6 +45,20 @@ class Exit(IntEnum):
     CONFIG = 78  # database schema missing, behind, or changed: run migrate
 
 
+# The sentence --help shows for a code when a command gives none of its own.
+MEANINGS: dict[Exit, str] = {
+    Exit.OK: "done",
+    Exit.SOFTWARE: "a bug: the error record carries the traceback",
+    Exit.USAGE: "a bad flag, environment variable or config file",
+    Exit.DATAERR: "the data refuses the operation (e.g. a rejected row that cannot be republished as it is)",
+    Exit.NOINPUT: "the queue does not exist on the vhost",
+    Exit.UNAVAILABLE: "the broker or the database did not answer within --retry-seconds",
+    Exit.TEMPFAIL: "a batch was not committed (its messages are back in the queue), or not acked after its commit",
+    Exit.NOPERM: "the broker or the database refused the credentials, the vhost or a statement",
+    Exit.CONFIG: "the database has no drainer schema, or an older one: run `vitrage-drainer migrate`",
+}
+
+
 # Most specific first: the first match decides.
 _CODES: tuple[tuple[type[BaseException], Exit, str], ...] = (
     (ConfigError, Exit.USAGE, "config_error"),

@@ -9,30 +9,48 @@ from dataclasses import asdict
 from typing import Any
 
 from drainer.cli.exits import Exit
-from drainer.cli.options import connections, settings_from
+from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 from drainer.errors import ConfigError
 
 log = logging.getLogger("drainer.cli")
 
 
 def register(sub: Any) -> None:
-    rb = sub.add_parser(
+    parser = add_command(
+        sub,
         "rebuild-history",
-        help="apply stored vitrage.alarm.* / causal_relationship.* notifications to Vitrage's history tables",
-        description="Apply every stored alarm-history notification that was not applied yet (or could not be) "
-        "to Vitrage's alarms, edges and changes, in id order, in bounded transactions; one already "
-        "applied is never applied twice, so it can be interrupted and run again. Use it after enabling "
-        "--history vitrage on a database that already holds events, or after fixing what kept "
-        "notifications from applying (see `history_not_applied` records).",
-        epilog="example: vitrage-drainer rebuild-history --config-file /etc/vitrage/vitrage.conf --from-id 1\n"
-        "exit codes: 0 done; 75 a drain holds the queue's lease (suspend the CronJob) or interrupted; "
-        "78 schema missing (run migrate --history vitrage); 69 database unreachable; 77 refused",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        summary="apply stored vitrage.alarm.* / causal_relationship.* notifications to Vitrage's history tables",
+        description="Apply every stored alarm-history notification that was not applied yet (or could not be)\n"
+        "to Vitrage's alarms, edges and changes, in id order, in bounded transactions; one already\n"
+        "applied is never applied twice, so it can be interrupted and run again. Use it after enabling\n"
+        "--history vitrage on a database that already holds events, or after fixing what kept\n"
+        "notifications from applying (see `history_not_applied` records). It takes the queue's lease\n"
+        "(--topic or --queue name it; the broker itself is not contacted).",
+        options=(*CONFIG, *DATABASE, "--topic", "--queue", *TIMEOUTS, "--lock-wait-timeout"),
+        examples=[
+            (
+                "vitrage-drainer rebuild-history --config-file /etc/vitrage/vitrage.conf --from-id 1",
+                "apply everything stored since the first event",
+            )
+        ],
+        exits=[
+            (Exit.OK, "done"),
+            Exit.UNAVAILABLE,
+            (Exit.TEMPFAIL, "a drain holds the queue's lease (suspend the CronJob), or interrupted"),
+            Exit.NOPERM,
+            (Exit.CONFIG, "schema missing: run `vitrage-drainer migrate --history vitrage`"),
+        ],
+        handler=run,
     )
-    connections(rb)
-    rb.add_argument("--from-id", type=int, default=1, help="start at this drainer_events id (default 1)")
-    rb.add_argument("--chunk-size", type=int, default=1000, help="notifications per transaction (default 1000)")
-    rb.set_defaults(handler=run)
+    Option(
+        "--from-id", "start at this drainer_events id", default="1", kwargs={"type": int, "default": 1, "metavar": "ID"}
+    ).add_to(parser)
+    Option(
+        "--chunk-size",
+        "notifications per transaction",
+        default="1000",
+        kwargs={"type": int, "default": 1000, "metavar": "N"},
+    ).add_to(parser)
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:

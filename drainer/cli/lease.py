@@ -8,9 +8,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli import helptext
 from drainer.cli.exits import Exit
-from drainer.cli.options import Parser, connections, settings_from
+from drainer.cli.listing import table
+from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, Parser, add_command, settings_from
 
 log = logging.getLogger("drainer.cli")
 
@@ -31,58 +31,61 @@ FORCE_RISK = (
 
 
 def register(sub: Any) -> None:
-    top = helptext.page(
-        sub,
+    top = sub.add_parser(
         "lease",
-        "show or release the per-queue leases (drainer_leases)",
-        "Each queue has one lease row: the drainer holding it is the only one writing batches for the\n"
-        "queue, which keeps ids in queue order. A run takes it at start, renews it with every batch\n"
-        "and releases it at its end; a killed run's lease expires on its own.",
-        ["vitrage-drainer lease show", "vitrage-drainer lease release vitrage_persistor.info"],
-        [(0, "done"), helptext.USAGE],
+        help="show or release the per-queue leases (drainer_leases)",
+        description="Each queue has one lease row: the drainer holding it is the only one writing batches for\n"
+        "the queue, which keeps ids in queue order. A run takes it at start, renews it with every\n"
+        "batch and releases it at its end; a killed run's lease expires on its own.\n"
+        "`vitrage-drainer lease show --help` and `lease release --help` say more.",
     )
-    verbs = top.add_subparsers(dest="verb", required=True, parser_class=Parser)
-
-    show = helptext.page(
+    verbs = top.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=Parser)
+    show = add_command(
         verbs,
         "show",
-        "every queue's lease: state, holder, when taken and renewed, seconds left",
-        "List every lease row: free, held (with the holder host:pid:run_id:pidns and the seconds it\n"
+        summary="every queue's lease: state, holder, when taken and renewed, seconds left",
+        description="List every lease row: free, held (with the holder host:pid:run_id:pidns and the seconds it\n"
         "has left), expired (its holder stopped renewing it), or held by a dead process (a process\n"
-        "of this host that no longer runs: the next run takes the lease over at once).",
-        ["vitrage-drainer lease show", "vitrage-drainer lease show --json"],
-        [(0, "listed"), helptext.USAGE, helptext.UNAVAILABLE, helptext.NOPERM, helptext.CONFIG],
+        "of this host that no longer runs: the next run takes the lease over at once). Reads only.",
+        options=(*CONFIG, *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer lease show", "a table"),
+            ("vitrage-drainer lease show --json", "one JSON object per lease, for a script"),
+        ],
+        exits=[(Exit.OK, "listed"), Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        handler=run_show,
     )
-    connections(show)
-    show.add_argument("--json", action="store_true", help="one JSON object per lease and line")
-    show.set_defaults(handler=run_show)
+    Option("--json", "one JSON object per lease and line", kwargs={"action": "store_true"}).add_to(show)
 
-    release = helptext.page(
+    release = add_command(
         verbs,
         "release",
-        "remove a queue's lease row; refuses one held by a live drainer unless --force",
-        "Remove the lease row of QUEUE when it is free, expired, or held by a dead process of this\n"
+        summary="remove a queue's lease row; refuses one held by a live drainer unless --force",
+        description="Remove the lease row of QUEUE when it is free, expired, or held by a dead process of this\n"
         "host; the next run creates it again. A lease held by a live drainer is refused (exit 75):\n"
         "that drainer releases it itself when its run ends.\n\n" + FORCE_RISK + "\n\n"
         "Run it as the schema owner (the drain account may not DELETE lease rows).",
-        [
-            "vitrage-drainer lease release vitrage_persistor.info",
-            "vitrage-drainer lease release vitrage_persistor.info --force   # its holder's node is gone",
+        options=(*CONFIG, *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer lease release vitrage_persistor.info", "free, expired or dead: removed"),
+            (
+                "vitrage-drainer lease release vitrage_persistor.info --force",
+                "its holder's node is gone and the lease has not expired yet",
+            ),
         ],
-        [
-            (0, "released"),
-            (66, "the queue has no lease row"),
-            (75, "a live drainer holds it (use --force only as --help explains)"),
-            helptext.USAGE,
-            helptext.UNAVAILABLE,
-            helptext.NOPERM,
-            helptext.CONFIG,
+        exits=[
+            (Exit.OK, "released"),
+            (Exit.NOINPUT, "the queue has no lease row"),
+            Exit.UNAVAILABLE,
+            (Exit.TEMPFAIL, "a live drainer holds it (use --force only as explained above)"),
+            Exit.NOPERM,
+            Exit.CONFIG,
         ],
+        handler=run_release,
+        usage="QUEUE [--force] [options]",
     )
-    connections(release)
     release.add_argument("lease_queue", metavar="QUEUE", help="the queue whose lease to release")
-    release.add_argument("--force", action="store_true", help="release it even from a live holder (see above)")
-    release.set_defaults(handler=run_release)
+    Option("--force", "release it even from a live holder (see above)", kwargs={"action": "store_true"}).add_to(release)
 
 
 def _store(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
@@ -111,7 +114,7 @@ def run_show(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> i
         for row in rows:
             print(json.dumps(row))
     else:
-        print(helptext.table(rows, COLUMNS))
+        print(table(rows, COLUMNS))
     log.info("leases listed", extra={"event": "lease_show", "listed": len(rows), "exit_code": 0})
     return Exit.OK
 

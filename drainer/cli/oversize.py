@@ -8,9 +8,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli import helptext
 from drainer.cli.exits import Exit
-from drainer.cli.options import Parser, connections, settings_from
+from drainer.cli.listing import table
+from drainer.cli.options import BROKER, CONFIG, DATABASE, TIMEOUTS, Option, Parser, add_command, settings_from
 from drainer.errors import ConfigError
 
 log = logging.getLogger("drainer.cli")
@@ -28,79 +28,76 @@ RETURN_COST = (
 
 
 def register(sub: Any) -> None:
-    top = helptext.page(
-        sub,
+    top = sub.add_parser(
         "oversize",
-        "list or requeue the messages parked in <queue>.oversize",
-        "A message larger than --max-message-bytes is moved byte-exact to the oversize queue\n"
+        help="list or requeue the messages parked in <queue>.oversize",
+        description="A message larger than --max-message-bytes is moved byte-exact to the oversize queue\n"
         "(<queue>.oversize, or --oversize-queue) with an oversize record in drainer_rejected_messages.\n"
         "`list` shows them without taking them; `requeue` sends them back to the source queue once\n"
-        "the limit is raised.",
-        ["vitrage-drainer oversize list", "vitrage-drainer oversize requeue --max-message-bytes 16777216"],
-        [(0, "done"), helptext.USAGE],
+        "the limit is raised. `vitrage-drainer oversize list --help` and `requeue --help` say more.",
     )
-    verbs = top.add_subparsers(dest="verb", required=True, parser_class=Parser)
+    verbs = top.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=Parser)
 
-    ls = helptext.page(
+    ls = add_command(
         verbs,
         "list",
-        "parked messages: size, digest, original routing key, age (nothing is taken)",
-        "List the messages in the oversize queue in queue order: size, SHA-256 (and whether it still\n"
+        summary="parked messages: size, digest, original routing key, age (nothing is taken)",
+        description="List the messages in the oversize queue in queue order: size, SHA-256 (and whether it still\n"
         "matches the digest recorded when it was parked), the original routing key, how long ago it\n"
         "was parked (from its oversize record, when the database is configured), and its delivery\n"
         "count on a quorum queue.\n\n" + RETURN_COST,
-        ["vitrage-drainer oversize list", "vitrage-drainer oversize list --count 5 --json"],
-        [
-            (0, "listed"),
-            (66, "the oversize queue does not exist (nothing was ever parked)"),
-            helptext.USAGE,
-            helptext.UNAVAILABLE,
-            helptext.NOPERM,
+        options=(*CONFIG, *BROKER, *DATABASE, *TIMEOUTS, "--oversize-queue"),
+        examples=[
+            ("vitrage-drainer oversize list", "every parked message (up to 100), as a table"),
+            ("vitrage-drainer oversize list --count 5 --json", "the first five, for a script"),
         ],
+        exits=[
+            (Exit.OK, "listed and given back"),
+            (Exit.NOINPUT, "the oversize queue does not exist (nothing was ever parked)"),
+            Exit.UNAVAILABLE,
+            Exit.NOPERM,
+            Exit.CONFIG,
+        ],
+        handler=run_list,
     )
-    connections(ls)
-    ls.add_argument("--count", type=int, default=100, help="at most this many messages (default 100)")
-    ls.add_argument("--oversize-queue", help="default <queue>.oversize; env DRAINER_OVERSIZE_QUEUE")
-    ls.add_argument("--json", action="store_true", help="one JSON object per message and line")
-    ls.set_defaults(handler=run_list)
+    Option(
+        "--count", "at most this many messages", default="100", kwargs={"type": int, "default": 100, "metavar": "N"}
+    ).add_to(ls)
+    Option("--json", "one JSON object per message and line", kwargs={"action": "store_true"}).add_to(ls)
 
-    rq = helptext.page(
+    rq = add_command(
         verbs,
         "requeue",
-        "send parked messages back to the source queue (confirmed), once the limits are raised",
-        "Take each parked message, publish it to the source queue (the drained queue) through the\n"
+        summary="send parked messages back to the source queue (confirmed), once the limits are raised",
+        description="Take each parked message, publish it to the source queue (the drained queue) through the\n"
         "default exchange with the parked copy's property bytes as they are (the original\n"
         "properties and headers, expiration and user_id kept as x-original-* headers, and the\n"
         "x-drainer-* headers that say where it has been), wait for the broker's publisher confirm,\n"
-        "mark its oversize record republished,\n"
-        "and only then ack the parked copy. A message still larger than the limit the drainer would\n"
-        "apply now (--max-message-bytes, capped by the server's max_allowed_packet), or whose body\n"
-        "no longer matches its recorded SHA-256, stays parked. A crash between the publish and the\n"
-        "ack leaves a copy in both queues; the dedupe key stores it once. Run it as an account that\n"
-        "may UPDATE drainer_rejected_messages (the schema owner).\n\n" + RETURN_COST.replace("Listing", "Requeue"),
-        [
-            "vitrage-drainer oversize requeue --max-message-bytes 16777216",
-            "vitrage-drainer oversize requeue --count 1 --max-message-bytes 16777216",
+        "mark its oversize record republished, and only then ack the parked copy. A message still\n"
+        "larger than the limit the drain would apply now (--max-message-bytes, capped by the\n"
+        "server's max_allowed_packet: give the value the drain uses), or whose body no longer\n"
+        "matches its recorded SHA-256, stays parked. A crash between the publish and the ack leaves\n"
+        "a copy in both queues; the dedupe key stores it once. Run it as an account that may UPDATE\n"
+        "drainer_rejected_messages (the schema owner).\n\n" + RETURN_COST.replace("Listing", "Requeue"),
+        options=(*CONFIG, *BROKER, *DATABASE, *TIMEOUTS, "--oversize-queue", "--max-message-bytes"),
+        examples=[
+            (
+                "vitrage-drainer oversize requeue --max-message-bytes 16777216",
+                "every parked message up to 16 MiB back to the queue",
+            ),
+            ("vitrage-drainer oversize requeue --count 1 --max-message-bytes 16777216", "one, to try"),
         ],
-        [
-            (0, "every message that fits was requeued (see `still_oversize` in the summary)"),
-            (66, "the source or the oversize queue does not exist"),
-            (75, "the broker did not confirm a publish; that message stays parked"),
-            helptext.USAGE,
-            helptext.UNAVAILABLE,
-            helptext.NOPERM,
-            helptext.CONFIG,
+        exits=[
+            (Exit.OK, "every message that fits was requeued (`still_oversize` in the summary counts the rest)"),
+            (Exit.NOINPUT, "the source or the oversize queue does not exist"),
+            Exit.UNAVAILABLE,
+            (Exit.TEMPFAIL, "the broker did not confirm a publish; that message stays parked"),
+            Exit.NOPERM,
+            Exit.CONFIG,
         ],
+        handler=run_requeue,
     )
-    connections(rq)
-    rq.add_argument("--count", type=int, help="requeue at most this many (default: all)")
-    rq.add_argument("--oversize-queue", help="default <queue>.oversize; env DRAINER_OVERSIZE_QUEUE")
-    rq.add_argument(
-        "--max-message-bytes",
-        type=int,
-        help="the limit the drain will apply (set it as the drain's); env DRAINER_MAX_MESSAGE_BYTES; default 4 MiB",
-    )
-    rq.set_defaults(handler=run_requeue)
+    Option("--count", "requeue at most this many", default="all", kwargs={"type": int, "metavar": "N"}).add_to(rq)
 
 
 def run_list(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
@@ -126,7 +123,7 @@ def run_list(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> i
         for entry in found:
             print(json.dumps(entry))
     else:
-        print(helptext.table(found, LIST_COLUMNS))
+        print(table(found, LIST_COLUMNS))
     log.info(
         "oversize messages listed",
         extra={"event": "oversize_list", "queue": settings.oversize_queue_name, "listed": len(found), "exit_code": 0},

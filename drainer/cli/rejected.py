@@ -10,9 +10,9 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from drainer.cli import helptext
 from drainer.cli.exits import Exit
-from drainer.cli.options import Parser, connections, settings_from
+from drainer.cli.listing import table
+from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, Parser, add_command, settings_from
 from drainer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,115 +24,130 @@ LIST_COLUMNS = ("id", "received_at", "queue", "body_size", "status", "reason")
 
 
 def register(sub: Any) -> None:
-    top = helptext.page(
-        sub,
+    top = sub.add_parser(
         "rejected",
-        "list, show and republish the messages kept in drainer_rejected_messages",
-        "Messages the drainer could not store as events are kept byte-exact in\n"
+        help="list, show and republish the messages kept in drainer_rejected_messages",
+        description="Messages the drainer could not store as events are kept byte-exact in\n"
         "drainer_rejected_messages with the reason, and acked. These commands list them, show one\n"
-        "(its properties, or its exact body bytes), and publish one again, as it was or fixed.",
-        [
-            "vitrage-drainer rejected list --since 2026-11-24",
-            "vitrage-drainer rejected show 12 --body > msg.json",
-            "vitrage-drainer rejected republish 12 --body-file msg.json",
-        ],
-        [(0, "done"), helptext.USAGE],
+        "(its properties, or its exact body bytes), and publish one again, as it was or fixed.\n"
+        "`vitrage-drainer rejected list --help` (and show, republish) say more.",
     )
-    verbs = top.add_subparsers(dest="verb", required=True, parser_class=Parser)
+    verbs = top.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=Parser)
     _register_list(verbs)
     _register_show(verbs)
     _register_republish(verbs)
 
 
 def _register_list(verbs: Any) -> None:
-    p = helptext.page(
+    p = add_command(
         verbs,
         "list",
-        "rejected messages, newest first (pending only, unless --all)",
-        "List rejected messages newest first: id, when received, the queue, the body size, pending or\n"
+        summary="rejected messages, newest first (pending only, unless --all)",
+        description="List rejected messages newest first: id, when received, the queue, the body size, pending or\n"
         "republished, and the reason. Pending rows are those not republished yet; they are what\n"
-        "`status` and the metrics count.",
-        [
-            "vitrage-drainer rejected list",
-            "vitrage-drainer rejected list --since 2026-11-24T00:00:00 --reason 'not valid JSON' --limit 5",
-            "vitrage-drainer rejected list --all --json | jq -r .id",
+        "`status` and the metrics count. Reads only.",
+        options=(*CONFIG, *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer rejected list", "the pending ones, as a table"),
+            (
+                "vitrage-drainer rejected list --since 2026-11-24T00:00:00 --reason 'not valid JSON' --limit 5",
+                "the last five of one kind since a day",
+            ),
+            ("vitrage-drainer rejected list --all --json | jq -r .id", "every id, republished ones too"),
         ],
-        [(0, "listed"), helptext.USAGE, helptext.UNAVAILABLE, helptext.NOPERM, helptext.CONFIG],
+        exits=[(Exit.OK, "listed"), Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        handler=run_list,
     )
-    connections(p)
-    p.add_argument("--since", metavar="TS", help="received at or after this ISO 8601 time (naive = UTC)")
-    p.add_argument("--reason", metavar="TEXT", help="the reason contains this text (case-insensitive)")
-    p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
-    p.add_argument("--all", action="store_true", help="republished rows too")
-    p.add_argument("--json", action="store_true", help="one JSON object per row and line")
-    p.set_defaults(handler=run_list)
+    for option in (
+        Option("--since", "received at or after this ISO 8601 time (without a zone: UTC)", kwargs={"metavar": "TIME"}),
+        Option("--reason", "the reason contains this text (case-insensitive)", kwargs={"metavar": "TEXT"}),
+        Option("--limit", "at most this many rows", default="50", kwargs={"type": int, "default": 50, "metavar": "N"}),
+        Option("--all", "republished rows too", kwargs={"action": "store_true"}),
+        Option("--json", "one JSON object per row and line", kwargs={"action": "store_true"}),
+    ):
+        option.add_to(p)
 
 
 def _register_show(verbs: Any) -> None:
-    p = helptext.page(
+    p = add_command(
         verbs,
         "show",
-        "one rejected message: its reason and properties, or its exact body bytes with --body",
-        "Show one rejected message: where and when it was received, why it was rejected, its AMQP\n"
+        summary="one rejected message: its reason and properties, or its exact body bytes with --body",
+        description="Show one rejected message: where and when it was received, why it was rejected, its AMQP\n"
         "properties and headers, its size and SHA-256, and whether it was republished. With --body,\n"
-        "stdout carries the body's exact bytes and nothing else, ready for `> file` and an editor.",
-        ["vitrage-drainer rejected show 12", "vitrage-drainer rejected show 12 --body > msg.json"],
-        [
-            (0, "shown"),
-            (66, "no rejected message has this id"),
-            helptext.USAGE,
-            helptext.UNAVAILABLE,
-            helptext.NOPERM,
-            helptext.CONFIG,
+        "stdout carries the body's exact bytes and nothing else, ready for `> file` and an editor.\n"
+        "Reads only.",
+        options=(*CONFIG, *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer rejected show 12", "the reason, the properties and the rest"),
+            ("vitrage-drainer rejected show 12 --body > msg.json", "the body, byte for byte, to fix it"),
         ],
+        exits=[
+            (Exit.OK, "shown"),
+            (Exit.DATAERR, "--body of an oversize record: its body is in the oversize queue"),
+            (Exit.NOINPUT, "no rejected message has this id"),
+            Exit.UNAVAILABLE,
+            Exit.NOPERM,
+            Exit.CONFIG,
+        ],
+        handler=run_show,
+        usage="ID [--body | --json] [options]",
     )
-    connections(p)
-    p.add_argument("id", type=int, help="the row's id (see `rejected list`)")
+    p.add_argument("id", type=int, metavar="ID", help="the row's id (see `rejected list`)")
     shape = p.add_mutually_exclusive_group()
-    shape.add_argument("--body", action="store_true", help="write the exact body bytes to stdout, nothing else")
-    shape.add_argument("--json", action="store_true", help="one JSON object (the body in base64)")
-    p.set_defaults(handler=run_show)
+    Option("--body", "write the exact body bytes to stdout, nothing else", kwargs={"action": "store_true"}).add_to(
+        shape
+    )
+    Option("--json", "one JSON object (the body in base64)", kwargs={"action": "store_true"}).add_to(shape)
 
 
 def _register_republish(verbs: Any) -> None:
-    p = helptext.page(
+    p = add_command(
         verbs,
         "republish",
-        "publish rejected messages again (as kept, or with a fixed body) and mark them republished",
-        "Publish each named row again, through the default exchange to the queue it was rejected from\n"
-        "(or --queue), with its original AMQP properties and headers plus the header\n"
-        "x-drainer-rejected-id naming the row, and wait for the broker's publisher confirm (at most\n"
-        "--socket-timeout). Only then is the row marked republished (when, to where, the SHA-256 of\n"
-        "the body sent); it is kept as evidence, no longer counted as pending.\n"
+        summary="publish rejected messages again (as kept, or with a fixed body) and mark them republished",
+        description="Publish each named row again, through the default exchange to the queue it was rejected from\n"
+        "(or --queue / DRAINER_QUEUE when given), with its original AMQP properties and headers (the property bytes as\n"
+        "received, re-encoded byte for byte) plus the header x-drainer-rejected-id naming the row,\n"
+        "and wait for the broker's publisher confirm (at most --socket-timeout). Only then is the\n"
+        "row marked republished (when, to where, the SHA-256 of the body sent); it is kept as\n"
+        "evidence, no longer counted as pending.\n"
         "\n"
-        "Every row is checked before anything is sent: a body the drainer would reject again is\n"
-        "refused (fix it with --body-file), and so is a row already republished (unless --again).\n"
-        "A message that was already stored (same oslo message_id) is absorbed by the dedupe key and\n"
-        "counted as a duplicate by the next drain; one rejected again becomes a new pending row.\n"
-        "Run it as an account that may UPDATE drainer_rejected_messages (the schema owner).",
-        [
-            "vitrage-drainer rejected republish 12 13 14",
-            "vitrage-drainer rejected republish 12 --body-file msg.json",
-            "vitrage-drainer rejected republish 12 --queue vitrage_persistor_shadow.info --again",
+        "Every row is checked before anything is sent: a body the drainer would reject or set aside\n"
+        "again is refused (fix it with --body-file), and so is a row already republished (unless\n"
+        "--again). A message that was already stored (same message id and content) is absorbed by\n"
+        "the dedupe key and counted as a duplicate by the next drain; one rejected again becomes a\n"
+        "new pending row. Run it as an account that may UPDATE drainer_rejected_messages (the schema\n"
+        "owner), with the broker account the messages came from if they carry a user_id.",
+        options=(*CONFIG, "--amqp-url", "--amqp-url-file", "--queue", *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer rejected republish 12 13 14", "three rows, as they were kept"),
+            ("vitrage-drainer rejected republish 12 --body-file msg.json", "one row, with its fixed body"),
+            (
+                "vitrage-drainer rejected republish 12 --queue vitrage_persistor_shadow.info --again",
+                "once more, to another queue",
+            ),
         ],
-        [
-            (0, "every row published, confirmed and marked"),
-            (65, "a row cannot be republished as it is (already republished, oversize, still invalid)"),
-            (66, "no rejected message has this id, or the target queue does not exist"),
-            (75, "the broker did not confirm a publish (nack or timeout); that row is not marked"),
-            helptext.USAGE,
-            helptext.UNAVAILABLE,
-            helptext.NOPERM,
-            helptext.CONFIG,
+        exits=[
+            (Exit.OK, "every row published, confirmed and marked"),
+            (Exit.DATAERR, "a row cannot be republished as it is (already republished, oversize, still invalid)"),
+            (Exit.NOINPUT, "no rejected message has this id, or the target queue does not exist"),
+            Exit.UNAVAILABLE,
+            (Exit.TEMPFAIL, "the broker did not confirm a publish (nack or timeout); that row is not marked"),
+            Exit.NOPERM,
+            Exit.CONFIG,
         ],
+        handler=run_republish,
+        usage="ID [ID ...] [--body-file FILE] [--queue QUEUE] [--again] [options]",
     )
-    connections(p)  # its --queue is the target queue here
     p.add_argument("ids", type=int, nargs="+", metavar="ID", help="rows to republish (see `rejected list`)")
-    p.add_argument(
-        "--body-file", metavar="FILE", help="publish this file's bytes instead of the kept body ('-': stdin)"
-    )
-    p.add_argument("--again", action="store_true", help="also republish rows already republished")
-    p.set_defaults(handler=run_republish)
+    for option in (
+        Option(
+            "--body-file", "publish this file's bytes instead of the kept body ('-': stdin)", kwargs={"metavar": "FILE"}
+        ),
+        Option("--again", "also republish rows already republished", kwargs={"action": "store_true"}),
+    ):
+        option.add_to(p)
 
 
 def _parse_time(raw: str | None, flag: str) -> datetime | None:
@@ -191,7 +206,7 @@ def run_list(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> i
     else:
         for row in rows:
             row["reason"] = row["reason"] if len(row["reason"]) <= 70 else row["reason"][:67] + "..."
-        print(helptext.table(rows, LIST_COLUMNS))
+        print(table(rows, LIST_COLUMNS))
     log.info("rejected messages listed", extra={"event": "rejected_list", "listed": len(rows), "exit_code": 0})
     return Exit.OK
 
@@ -256,7 +271,7 @@ def run_republish(args: argparse.Namespace, env: Mapping[str, str], run_id: str)
     body = _body(args.body_file)
     settings, store = _open(args, env)
     try:
-        plans = republish.plan(store, list(dict.fromkeys(args.ids)), body, args.queue, args.again)
+        plans = republish.plan(store, list(dict.fromkeys(args.ids)), body, settings.queue, args.again)
         republish.republish(settings, store, plans, done)
     finally:
         store.dispose()

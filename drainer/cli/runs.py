@@ -8,9 +8,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli import helptext
 from drainer.cli.exits import Exit
-from drainer.cli.options import connections, settings_from
+from drainer.cli.listing import table
+from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 from drainer.errors import ConfigError
 
 log = logging.getLogger("drainer.cli")
@@ -34,25 +34,28 @@ COLUMNS = (
 
 
 def register(sub: Any) -> None:
-    p = helptext.page(
+    p = add_command(
         sub,
         "runs",
-        "the run ledger: one row per drain run, newest first",
-        "List the drain runs of the queue from drainer_runs, newest first: when each started and\n"
-        "ended, its exit code, and what its committed batches fetched, stored, absorbed as\n"
-        "duplicates, rejected and moved to the oversize queue, with the first and last event id.\n"
-        "A run's counters are written inside each batch's own transaction, so they are exact up to\n"
-        "its last commit even when the run was killed; such a run shows `no end recorded`.",
-        [
-            "vitrage-drainer runs --limit 5",
-            "vitrage-drainer runs --json | jq -c 'select(.exit_code != 0)'",
+        summary="the run ledger: one row per drain run of the queue, newest first",
+        description="List the drain runs of the queue from drainer_runs, newest first: when each started and\n"
+        "how long it took, its state and exit code, and what its committed batches fetched, stored,\n"
+        "absorbed as duplicates, rejected and moved to the oversize queue, with the first and last\n"
+        "event id. A run's counters are written inside each batch's own transaction, so they are\n"
+        "exact up to its last commit even when the run was killed; such a run shows `no end\n"
+        "recorded`. Reads only.",
+        options=(*CONFIG, "--topic", "--queue", *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer runs --limit 5", "the last five runs, as a table"),
+            ("vitrage-drainer runs --json | jq -c 'select(.exit_code != 0)'", "the runs that failed, for a script"),
         ],
-        [(0, "listed"), helptext.USAGE, helptext.UNAVAILABLE, helptext.NOPERM, helptext.CONFIG],
+        exits=[(Exit.OK, "listed"), Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        handler=run,
     )
-    connections(p)
-    p.add_argument("--limit", type=int, default=20, help="at most this many runs (default 20)")
-    p.add_argument("--json", action="store_true", help="one JSON object per run and line")
-    p.set_defaults(handler=run)
+    Option(
+        "--limit", "at most this many runs", default="20", kwargs={"type": int, "default": 20, "metavar": "N"}
+    ).add_to(p)
+    Option("--json", "one JSON object per run and line", kwargs={"action": "store_true"}).add_to(p)
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
@@ -72,6 +75,6 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
         for row in rows:
             print(json.dumps(row))
     else:
-        print(helptext.table(rows, COLUMNS))
+        print(table(rows, COLUMNS))
     log.info("runs listed", extra={"event": "runs", "listed": len(rows), "exit_code": 0})
     return Exit.OK

@@ -8,20 +8,42 @@ from collections.abc import Mapping
 from typing import Any
 
 from drainer.cli.exits import Exit, exit_code_for
-from drainer.cli.options import connections, settings_from
+from drainer.cli.options import BROKER, CONFIG, DATABASE, TIMEOUTS, add_command, settings_from
 
 log = logging.getLogger("drainer.cli")
 
 
 def register(sub: Any) -> None:
-    st = sub.add_parser("status", help="queue depth, events, lag, rejected, schema; non-zero when unreachable")
-    connections(st)
-    st.add_argument("--json", action="store_true", help="print one JSON object")
-    st.set_defaults(handler=run)
+    parser = add_command(
+        sub,
+        "status",
+        summary="waiting messages, stored events, the newest event's age, schema, lease; a probe",
+        description="The queue and the tables at a glance: messages waiting in the queue and its consumers\n"
+        "(a passive queue.declare, which takes nothing), stored events, the last id, the newest\n"
+        "collector_timestamp and its age, rejected messages, the schema version and the lease.\n"
+        "AMQP reports how many messages wait, not how old the oldest is: reading that would take\n"
+        "the message from a running drain. Its exit code makes it a probe (Nagios, Sensu, a\n"
+        "Kubernetes CronJob of its own).",
+        options=(*CONFIG, *BROKER, *DATABASE, *TIMEOUTS),
+        examples=[
+            ("vitrage-drainer status --config-file /etc/vitrage/vitrage.conf", "a table for a person"),
+            ("vitrage-drainer status --json | jq .queue_depth", "one JSON object, for a script"),
+        ],
+        exits=[
+            (Exit.OK, "the broker and the database answered and the schema is current"),
+            Exit.NOINPUT,
+            Exit.UNAVAILABLE,
+            Exit.NOPERM,
+            Exit.CONFIG,
+        ],
+        handler=run,
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     import json
+    import sys
 
     from drainer import logs, status
 
@@ -33,7 +55,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
         report["errors"] = [{"error": exit_code_for(e)[1], "detail": logs.scrub(str(e))} for e in errors]
     report["exit_code"] = int(code)
     # The report holds counts and names, no URLs; error details are scrubbed value by value.
-    print(json.dumps(report) if args.json else status.render_text(report))
+    print(json.dumps(report) if args.json else status.render_text(report, f"{int(code)} ({code.name})"))
+    if not args.json and sys.stdout.isatty():
+        return code  # the table in front of the person already says it
     for exc in errors:
         log.error(str(exc), extra={"event": "error", "error": exit_code_for(exc)[1]})
     return code

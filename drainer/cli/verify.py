@@ -8,19 +8,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli import helptext
 from drainer.cli.exits import Exit
-from drainer.cli.options import connections, history_option, settings_from
+from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 
 log = logging.getLogger("drainer.cli")
 
 
 def register(sub: Any) -> None:
-    p = helptext.page(
+    p = add_command(
         sub,
         "verify",
-        "check that the stored history is complete and consistent (before a standby replays it)",
-        "Check, on one consistent snapshot of the database:\n"
+        summary="check that the stored history is complete and consistent (before a standby replays it)",
+        description="Check, on one consistent snapshot of the database:\n"
         "  - every run of the ledger (drainer_runs) has exactly its rows: the rows in its id range\n"
         "    are the ones it stored, less those `prune` deleted since;\n"
         "  - no row after the ledger's first one belongs to no run;\n"
@@ -31,29 +30,34 @@ def register(sub: Any) -> None:
         "leaves one). With --after-id N it checks the rows after N (a standby's replay window) and\n"
         "the whole of any run reaching past N. It reads every id of that window once.\n"
         "\n"
-        "With --history vitrage (or DRAINER_HISTORY, or `history = vitrage` in the config file), also:\n"
-        "every row of Vitrage's alarms, edges and changes is what the stored notifications imply,\n"
-        "recomputed with the drain's own projection (a row missing, different or doubled is a\n"
-        "finding; rows from before the drainer, and ended alarms an expirer removed, information).",
-        [
-            "vitrage-drainer verify",
-            "vitrage-drainer verify --after-id 41230 --json | jq '.findings[].message'",
-            "vitrage-drainer verify --history vitrage --config-file /etc/vitrage/vitrage.conf",
+        "With --history vitrage, also: every row of Vitrage's alarms, edges and changes is what the\n"
+        "stored notifications imply, recomputed with the drain's own projection (a row missing,\n"
+        "different or doubled is a finding; rows from before the drainer, and ended alarms an\n"
+        "expirer removed, information). Reads only.",
+        options=(*CONFIG, *DATABASE, *TIMEOUTS, "--history"),
+        examples=[
+            ("vitrage-drainer verify", "the whole history, as a report"),
+            (
+                "vitrage-drainer verify --after-id 41230 --json | jq '.findings[].message'",
+                "the window a standby replays after its snapshot, for a script",
+            ),
+            ("vitrage-drainer verify --history vitrage", "also Vitrage's alarm history"),
         ],
-        [
-            (0, "consistent"),
-            (1, "not consistent: the findings are listed (stdout)"),
-            helptext.USAGE,
-            helptext.UNAVAILABLE,
-            helptext.NOPERM,
-            helptext.CONFIG,
+        exits=[
+            (Exit.OK, "consistent"),
+            (Exit.FINDINGS, "not consistent: the findings are listed on stdout (or a bug: a traceback record)"),
+            Exit.UNAVAILABLE,
+            Exit.NOPERM,
+            Exit.CONFIG,
         ],
+        handler=run,
     )
-    connections(p)
-    history_option(p)
-    p.add_argument("--after-id", type=int, help="check the rows after this id (the snapshot's event_id)")
-    p.add_argument("--json", action="store_true", help="one JSON object: consistent, findings, information, checked")
-    p.set_defaults(handler=run)
+    Option(
+        "--after-id", "check the rows after this id (the snapshot's event_id)", kwargs={"type": int, "metavar": "ID"}
+    ).add_to(p)
+    Option(
+        "--json", "one JSON object: consistent, findings, information, checked", kwargs={"action": "store_true"}
+    ).add_to(p)
 
 
 def render(report: dict[str, Any]) -> str:

@@ -10,12 +10,20 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from drainer import retry
 from drainer.config import Settings, mask_url
 from drainer.db import tables
-from drainer.errors import ConfigError, DatabaseAccessDenied, DatabaseLocked, DatabaseUnavailable, DrainerError
+from drainer.errors import (
+    ConfigError,
+    DatabaseAccessDenied,
+    DatabaseLocked,
+    DatabaseUnavailable,
+    DrainerError,
+    SchemaOutdated,
+)
 from drainer.model import utcnow
 
 if TYPE_CHECKING:
@@ -54,6 +62,7 @@ DATA_ERRORS = frozenset(
     }
 )
 ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143, 1698})
+UNKNOWN_DATABASE = 1049
 MISSING_TABLE = 1146
 SQLITE_BUSY_WORDS = ("database is locked", "database table is locked")
 
@@ -250,14 +259,26 @@ class Store:
         self.t = tables.build()
 
     @classmethod
-    def open(cls, url: str, settings: Settings) -> Store:
-        """Connect (retrying transient failures within the budget) and return a Store.
+    def open(cls, url: str, settings: Settings, create: bool = False) -> Store:
+        """Connect (retrying transient failures within the budget) and return a Store. Only with
+        `create` (migrate) may a SQLite file that does not exist be created.
 
-        Raises ConfigError (a URL the driver refuses), DatabaseAccessDenied, DatabaseUnavailable.
+        Raises ConfigError (a URL the driver refuses, a MySQL database that does not exist),
+        SchemaOutdated (a SQLite file that does not exist), DatabaseAccessDenied, DatabaseUnavailable.
         """
         store = cls(_engine(url, settings), settings)
+        if not create:
+            store._require_sqlite_file()
         store._connect_check()
         return store
+
+    def _require_sqlite_file(self) -> None:
+        # sqlite3 creates a missing file on connect: a typo would leave an empty file behind.
+        path = self.engine.url.database if self.dialect == "sqlite" else None
+        if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+            raise SchemaOutdated(
+                f"SQLite database {path} does not exist: `vitrage-drainer migrate` creates it (or check the path)"
+            )
 
     def where(self) -> str:
         """The database's URL without its password, for messages."""
@@ -279,6 +300,10 @@ class Store:
         except DBAPIError as exc:
             if is_refusal(exc):
                 raise DatabaseAccessDenied(f"database refused access at {self.where()}: {describe(exc)}") from exc
+            if error_number(exc) == UNKNOWN_DATABASE:  # the URL is wrong; migrate creates tables, not databases
+                raise ConfigError(
+                    f"database {self.engine.url.database!r} does not exist at {self.where()}: create it, or fix the URL"
+                ) from exc
             raise DatabaseUnavailable(f"database unreachable at {self.where()}: {describe(exc)}") from exc
 
     def max_packet(self) -> int | None:

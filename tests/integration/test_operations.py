@@ -27,7 +27,7 @@ def publish_drain(rabbit, drainer, n, **payload):
     return ids
 
 
-def test_status_reports_queue_table_lag_and_schema(rabbit, db, drainer):
+def test_status_reports_queue_depth_events_newest_event_age_and_schema(rabbit, db, drainer):
     publish_drain(rabbit, drainer, 3, vitrage_sample_date="2026-01-01T00:00:00Z")
     rabbit.publish([oslo_v2({"x": 1}), b"not json"])
     result = drainer("status", "--json")
@@ -36,7 +36,9 @@ def test_status_reports_queue_table_lag_and_schema(rabbit, db, drainer):
     assert report["queue_depth"] == 2 and report["consumers"] == 0
     assert report["events"] == 3 and report["last_event_id"] == 3 and report["rejected"] == 0
     assert report["newest_collector_timestamp"] == "2026-01-01T00:00:00.000000Z"
-    assert report["lag_seconds"] == pytest.approx((datetime.utcnow() - datetime(2026, 1, 1)).total_seconds(), abs=60)
+    assert report["newest_event_age_s"] == pytest.approx(
+        (datetime.utcnow() - datetime(2026, 1, 1)).total_seconds(), abs=60
+    )
     assert report["schema_version"] == migrations(db.kind)[-1].name and report["exit_code"] == 0
     assert report["lease_holder"] is None
 
@@ -101,7 +103,7 @@ def test_prune_before_id_deletes_exactly_the_older_rows_in_chunks(rabbit, db, dr
     dry = drainer("prune", "--before-id", "31", "--dry-run")
     assert dry.code == 0 and dry.summary["would_delete"] == 30
     assert len(db.rows("SELECT id FROM drainer_events")) == 50
-    result = drainer("prune", "--before-id", "31", "--chunk-size", "7")
+    result = drainer("prune", "--before-id", "31", "--chunk-size", "7", "--yes")  # 60% > --max-share
     assert result.code == 0 and result.summary["deleted"] == 30
     assert len([r for r in result.records if r.get("event") == "prune_chunk"]) == 5  # 7+7+7+7+2
     assert [r.message_id for r in db.rows("SELECT message_id FROM drainer_events ORDER BY id")] == ids[30:]
@@ -114,7 +116,7 @@ def test_prune_older_than_uses_the_collector_timestamp(rabbit, db, drainer):
         [oslo_v2({"vitrage_sample_date": ts}, message_id=m) for m, ts in [("a", old), ("b", new), ("c", old)]]
     )
     assert drainer("drain").code == 0
-    assert drainer("prune", "--older-than", "30d").summary["deleted"] == 2
+    assert drainer("prune", "--older-than", "30d", "--max-share", "70").summary["deleted"] == 2
     assert [r.message_id for r in db.rows("SELECT message_id FROM drainer_events")] == ["b"]
 
 
@@ -268,7 +270,7 @@ def test_the_drain_user_can_drain_but_cannot_delete_or_drop(rabbit, grants_db):
                     conn.execute(text(statement))
     finally:
         engine.dispose()
-    assert run_cli("prune", "--db-url", urls["drain"], "--before-id", "99").code == 77
+    assert run_cli("prune", "--db-url", urls["drain"], "--before-id", "99", "--yes").code == 77
     reader = run_cli("events", "--db-url", urls["reader"])
     assert reader.code == 0 and len(reader.stdout.splitlines()) == 5
     assert run_cli("prune", "--db-url", urls["owner"], "--before-id", "3").summary["deleted"] == 2

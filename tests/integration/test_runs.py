@@ -177,9 +177,9 @@ def test_prune_runs_older_than_keeps_each_queue_s_newest_success_and_runs_with_r
     assert drainer("drain").code == 0
     db.execute("UPDATE drainer_runs SET started_at = :s, exit_code = 75 WHERE first_id = 1", s=old)
     dry = drainer("prune", "--runs-older-than", "30d", "--dry-run")
-    assert dry.code == 0 and dry.summary["runs_would_delete"] == 3
+    assert dry.code == 0 and dry.summary["would_delete"] == 3 and dry.summary["deleted"] == 0
     result = drainer("prune", "--runs-older-than", "30d")
-    assert result.code == 0 and result.summary["runs_deleted"] == 3
+    assert result.code == 0 and result.summary["deleted"] == 3
     # run1 is a's newest success (what `status` shows): kept although old; run4 is recent.
     kept = [r.run_id for r in db.rows("SELECT run_id FROM drainer_runs WHERE first_id IS NULL ORDER BY id")]
     assert kept == ["run1", "run4"] and len(db.rows("SELECT id FROM drainer_runs WHERE first_id = 1")) == 1

@@ -29,7 +29,7 @@ def event(key: str) -> Event:
 
 @pytest.fixture
 def store(db):
-    s = Store.open(db.url, Settings(db_url=db.url, retry_seconds=2))
+    s = Store.open(db.url, Settings(db_url=db.url, retry_seconds=2), create=True)
     schema.migrate(s)
     yield s
     s.dispose()

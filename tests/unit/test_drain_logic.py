@@ -320,7 +320,7 @@ def test_a_deadlock_hidden_behind_a_lost_savepoint_is_still_transient() -> None:
     assert not is_transient(pymysql.err.OperationalError(1305, "SAVEPOINT does not exist"))
 
 
-def test_the_progress_bar_follows_fetched_against_the_known_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_progress_bar_ends_on_the_run_s_totals_as_integers(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
     pytest.importorskip("tqdm")
@@ -329,22 +329,26 @@ def test_the_progress_bar_follows_fetched_against_the_known_depth(monkeypatch: p
 
     screen = io.StringIO()
     monkeypatch.setattr("sys.stderr", screen)
-    on_batch, close = tty.batch_bar(True, multi_batch=True)
-    assert on_batch is not None
-    on_batch(Progress(fetched=1000, stored=990, rejected=10, queue_remaining=1500))
-    on_batch(Progress(fetched=2000, stored=1990, rejected=10, queue_remaining=500))
-    close()
-    assert "2000/2500" in screen.getvalue()
+    run = Progress(fetched=0, queue_remaining=20_000)
+    with tty.batch_bar(run, True, multi_batch=True) as on_batch:
+        assert on_batch is not None
+        on_batch(Progress(fetched=10_000, stored=9_990, rejected=10, queue_remaining=10_000))
+        # The last fetch found the queue empty: no batch callback, the bar still ends on the totals.
+        run.fetched, run.stored, run.rejected, run.queue_remaining = 20_000, 19_990, 10, 0
+    final = screen.getvalue().split("\r")[-1]
+    assert "20000/20000" in final and "stored=19990" in final and "rejected=10" in final
+    assert "e+" not in screen.getvalue()
 
 
 def test_no_progress_bar_off_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
     from drainer import tty
+    from drainer.drain import Progress
 
     monkeypatch.setattr("sys.stderr", io.StringIO())
-    on_batch, _close = tty.batch_bar(None, multi_batch=True)
-    assert on_batch is None
+    with tty.batch_bar(Progress(), None, multi_batch=True) as on_batch:
+        assert on_batch is None
 
 
 @pytest.mark.parametrize("command", [[], ["drain"], ["migrate"], ["status"], ["events"], ["prune"]])
