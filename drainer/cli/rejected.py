@@ -106,9 +106,10 @@ def _register_republish(verbs: Any) -> None:
         verbs,
         "republish",
         summary="publish rejected messages again (as kept, or with a fixed body) and mark them republished",
-        description="Publish each named row again, through the default exchange to the queue it was rejected from\n"
-        "(or --queue / DRAINER_QUEUE when given), with its original AMQP properties and headers (the property bytes as\n"
-        "received, re-encoded byte for byte) plus the header x-drainer-rejected-id naming the row,\n"
+        description="Publish each named row again, through the default exchange to the queue it was rejected\n"
+        "from (or --queue / DRAINER_QUEUE when given), with its original AMQP properties and headers\n"
+        "(the property bytes as received, re-encoded byte for byte) plus the header\n"
+        "x-drainer-rejected-id naming the row,\n"
         "and wait for the broker's publisher confirm (at most --socket-timeout). Only then is the\n"
         "row marked republished (when, to where, the SHA-256 of the body sent); it is kept as\n"
         "evidence, no longer counted as pending.\n"
