@@ -57,7 +57,7 @@ def test_each_filter_selects_exactly_its_rows_and_after_until_id_is_a_replay_win
 @pytest.fixture
 def filled(db):
     """3,000 events over 300 entities, 20 entity types and 50 event types, written directly."""
-    store = Store.open(db.url, Settings(db_url=db.url))
+    store = Store.open(db.url, Settings(db_url=db.url), create=True)
     schema.migrate(store)
     t0 = datetime(2026, 11, 24)
     rows = [

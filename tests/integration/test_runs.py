@@ -75,7 +75,7 @@ def test_a_killed_run_s_row_is_exact_up_to_its_last_commit(rabbit, mysql_db):
 
 
 def test_a_batch_whose_ledger_update_fails_commits_nothing(db):
-    store = Store.open(db.url, Settings(db_url=db.url, retry_seconds=1))
+    store = Store.open(db.url, Settings(db_url=db.url, retry_seconds=1), create=True)
     try:
         schema.migrate(store)
         now = datetime(2026, 11, 25)
@@ -134,7 +134,8 @@ def test_status_shows_the_last_run_and_the_last_success(rabbit, db, drainer):
     assert (report["last_run"]["exit_code"], report["last_run"]["error"]) == (69, "broker_unavailable")
     assert report["last_success"]["run_id"] == ok.summary["run_id"] and report["last_success"]["stored"] == 1
     text = drainer("status").stdout
-    assert f"run_id={ok.summary['run_id']}" in text
+    assert f"last success       {ok.summary['run_id']} started" in text
+    assert f"last run           {failed.summary['run_id']} started" in text and "exit 69 broker_unavailable" in text
 
 
 def test_runs_lists_the_ledger_newest_first(rabbit, db, drainer):
@@ -189,7 +190,7 @@ def test_prune_counts_the_deleted_rows_of_each_run(rabbit, db, drainer):
     for n in (30, 30):
         rabbit.publish([oslo_v2({"n": i}) for i in range(n)])
         assert drainer("drain").code == 0
-    assert drainer("prune", "--before-id", "41", "--chunk-size", "7").summary["deleted"] == 40
+    assert drainer("prune", "--before-id", "41", "--chunk-size", "7", "--yes").summary["deleted"] == 40
     assert [(r.stored, r.pruned) for r in db.rows("SELECT stored, pruned FROM drainer_runs ORDER BY id")] == [
         (30, 30),
         (30, 10),
