@@ -157,8 +157,8 @@ def _rejected_text(report: dict[str, Any]) -> str:
     pending, republished = report.get("rejected"), report.get("rejected_republished")
     if not isinstance(pending, int):
         return "unknown"
-    text = f"{pending:,} pending"
-    return f"{text} (`rejected list`), {republished:,} republished" if republished else text
+    text = f"{pending:,} pending" + (" (`rejected list`)" if pending else "")
+    return f"{text}, {republished:,} republished" if republished else text
 
 
 def _oversize_text(report: dict[str, Any]) -> str:
@@ -177,7 +177,8 @@ def _run_text(run: dict[str, Any] | None) -> str:
         end = "no end recorded (killed, or still running)"
     else:
         end = f"exit {run['exit_code']}" + (f" {run['error']}" if run["error"] else "")
+    batches = f"{run['batches']:,} batch" + ("" if run["batches"] == 1 else "es")
     return (
-        f"{run['run_id']} started {started} UTC, {end}: {run['batches']:,} batches, {run['fetched']:,} fetched, "
+        f"{run['run_id']} started {started} UTC, {end}: {batches}, {run['fetched']:,} fetched, "
         f"{run['stored']:,} stored, {run['duplicates']:,} duplicates, {run['rejected']:,} rejected"
     )
