@@ -1,0 +1,126 @@
+"""The README's Galera claims, on a real three-node cluster (tests/cluster/clusters.py).
+
+The broker is the local RabbitMQ; each test has its own queue and its own database on the cluster.
+Every fault (a killed node, a partition) is undone by the `galera_cluster` fixture, which waits until
+all three nodes are Synced again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager, suppress
+
+import pytest
+
+from tests.cluster import clusters
+from tests.cluster.conftest import node_connect
+from tests.conftest import oslo_v2, run_cli, start_cli, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.integration]
+
+
+def publish_numbered(rabbit, n):
+    ids = [f"m-{i:06d}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+    rabbit.publish([oslo_v2({"seq": i}, message_id=m) for i, m in enumerate(ids)])
+    return ids
+
+
+def drain_args(rabbit, db_url, *extra):
+    return ("drain", "--db-url", db_url, "--amqp-url", rabbit.url, "--queue", rabbit.queue, *extra)
+
+
+def finish(proc, timeout=120):
+    from tests.conftest import Result
+
+    out, err = proc.communicate(timeout=timeout)
+    return Result(proc.returncode, out, err)
+
+
+def test_two_drainers_through_two_nodes_take_turns_and_keep_queue_order(rabbit, galera_db):
+    """Claim 1: started together through nodes 1 and 2, one holds the lease at a time (the other is
+    refused by a conditional UPDATE or by a certification conflict), every message is stored once,
+    and id order is queue order."""
+    ids = publish_numbered(rabbit, 3000)
+    procs = [
+        start_cli(*drain_args(rabbit, galera_db.url(node), "--batch-size", "100", "--until-empty"))
+        for node in (1, 2)
+    ]
+    results = [finish(p) for p in procs]
+    assert [r.code for r in results] == [0, 0], [r.stderr for r in results]
+    assert galera_db.stored_ids(node=3) == ids  # read through the third node: replicated, in order
+    assert sum(r.summary["stored"] for r in results) == len(ids)
+    assert rabbit.depth() == 0
+    held_off = [r for r in results if r.summary["lease_holder"] is not None]
+    assert len(held_off) == 1 and held_off[0].summary["fetched"] == 0
+
+
+def test_ids_keep_commit_order_when_the_writer_moves_from_node_to_node(rabbit, galera_db):
+    """Claim 2: runs through node 1, then 2, then 3 (a VIP that moved), back to back; every id of a
+    later commit is greater than every id of an earlier one, whatever the per-node offsets."""
+    ids = publish_numbered(rabbit, 600)
+    spans = []
+    for node in (1, 2, 3, 1, 3, 2):
+        result = run_cli(*drain_args(rabbit, galera_db.url(node), "--batch-size", "50", "--max-batches", "2"))
+        assert result.code == 0 and result.summary["stored"] == 100, result.stderr
+        spans.append((result.summary["first_id"], result.summary["last_id"]))
+    rows = galera_db.rows("SELECT id, message_id FROM events ORDER BY id")
+    assert [m for _, m in rows] == ids
+    for (_, earlier_last), (later_first, _) in zip(spans, spans[1:], strict=False):
+        assert later_first > earlier_last, spans
+    assert rabbit.depth() == 0
+
+
+def lock_waits(node) -> int:
+    """Transactions on `node` waiting for a row lock (the drainer's INSERT behind our gap lock)."""
+    conn = node_connect(node, autocommit=True, connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+@contextmanager
+def inserts_blocked(db, node):
+    """Hold a next-key lock past the last event on `node`, so a batch's INSERT there waits (mid-batch:
+    the lease is fenced and the duplicates looked up, the rows not yet written). Locks are local to a
+    node in Galera; the other nodes are not blocked."""
+    conn = node_connect(node, db.name, autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM events WHERE id > (SELECT COALESCE(MAX(id), 0) FROM events) FOR UPDATE")
+        yield conn
+    finally:
+        with suppress(Exception):  # the node may have been killed with the lock
+            conn.rollback()
+        with suppress(Exception):
+            conn.close()
+
+
+def test_the_node_written_through_is_killed_mid_batch_and_a_survivor_stores_each_once(rabbit, galera_db):
+    """Claim 3: SIGKILL the node while a batch is being written through it: the run exits 69 or 75,
+    nothing of the batch is on the survivors, the messages are back in the queue, and the next run
+    through a surviving node stores each exactly once, after the ids already stored."""
+    node1 = clusters.galera_node(1)
+    ids = publish_numbered(rabbit, 200)
+    first = run_cli(*drain_args(rabbit, galera_db.url(1), "--batch-size", "50"))
+    assert first.code == 0 and first.summary["stored"] == 50, first.stderr
+    with inserts_blocked(galera_db, node1):
+        proc = start_cli(*drain_args(rabbit, galera_db.url(1), "--batch-size", "100", "--retry-seconds", "10"))
+        try:
+            wait_for(lambda: lock_waits(node1) > 0, 30, "the batch's INSERT to wait on node 1")
+            clusters.kill_galera_node(node1)
+            result = finish(proc, timeout=60)
+        finally:
+            proc.kill()
+    assert result.code in (69, 75), result.stderr
+    assert result.summary["stored"] == 0 and result.summary["returned"] == 100
+    wait_for(lambda: rabbit.depth() == 150, 30, "the batch to be back in the queue")
+    assert galera_db.stored_ids(node=2) == ids[:50]  # nothing half-written
+    rerun = run_cli(*drain_args(rabbit, galera_db.url(2), "--batch-size", "100", "--until-empty"))
+    assert rerun.code == 0, rerun.stderr
+    assert any(r.get("event") == "lease_takeover" for r in rerun.records)  # the killed run's lease
+    assert galera_db.stored_ids(node=3) == ids
+    assert rerun.summary["first_id"] > first.summary["last_id"]
+    assert rabbit.depth() == 0
