@@ -41,7 +41,11 @@ SUBNET = os.environ.get("DRAINER_CLUSTER_SUBNET", "10.212.0")
 NODES = (1, 2, 3)
 BRIDGE = "vdgalbr"
 HOST_IP = f"{SUBNET}.254"
-GALERA_PROVIDERS = ("/usr/lib/galera/libgalera_smm.so", "/usr/lib/libgalera_smm.so", "/usr/lib64/galera-4/libgalera_smm.so")
+GALERA_PROVIDERS = (
+    "/usr/lib/galera/libgalera_smm.so",
+    "/usr/lib/libgalera_smm.so",
+    "/usr/lib64/galera-4/libgalera_smm.so",
+)
 RABBIT_SBIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts, not /usr/sbin's wrapper that su's to rabbitmq
 CLUSTER_NAME = "vitrage-drainer-test"
 # mariadbd runs as the packaged `mysql` account: as root, the rsync SST daemon would drop to `nobody`
@@ -67,7 +71,9 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str, interva
         time.sleep(interval)
 
 
-def run(argv: Sequence[str], timeout: float = 60, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str], timeout: float = 60, check: bool = True, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
     if check and proc.returncode != 0:
         raise ClusterError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -481,7 +487,9 @@ class RabbitNode:
         }
 
     def ctl(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([str(RABBIT_SBIN / "rabbitmqctl"), "-n", self.name, *args], timeout=timeout, check=check, env=self.env())
+        return run(
+            [str(RABBIT_SBIN / "rabbitmqctl"), "-n", self.name, *args], timeout=timeout, check=check, env=self.env()
+        )
 
     def pid(self) -> int | None:
         return read_pid(self.pid_file)
@@ -577,7 +585,10 @@ def running_rabbit_nodes(via: RabbitNode) -> set[str]:
 def wait_rabbit_healthy(seconds: float = 120) -> None:
     names = {n.name for n in rabbit_nodes()}
     wait_until(
-        lambda: running_rabbit_nodes(rabbit_node(1)) == names and all(port_open("127.0.0.1", n.port) for n in rabbit_nodes()),
+        lambda: (
+            running_rabbit_nodes(rabbit_node(1)) == names
+            and all(port_open("127.0.0.1", n.port) for n in rabbit_nodes())
+        ),
         seconds,
         "all three rabbitmq nodes running in one cluster",
         interval=1,

@@ -52,7 +52,7 @@ class GaleraDatabase:
             conn.close()
 
     def stored_ids(self, node: int = 1) -> list[str]:
-        return [r[0] for r in self.rows("SELECT message_id FROM events ORDER BY id", node)]
+        return [r[0] for r in self.rows("SELECT message_id FROM drainer_events ORDER BY id", node)]
 
 
 @pytest.fixture

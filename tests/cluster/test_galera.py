@@ -14,6 +14,7 @@ import pytest
 
 from tests.cluster import clusters
 from tests.cluster.conftest import node_connect
+from tests.cluster.vip import vip
 from tests.conftest import oslo_v2, run_cli, start_cli, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
@@ -42,8 +43,7 @@ def test_two_drainers_through_two_nodes_take_turns_and_keep_queue_order(rabbit, 
     and id order is queue order."""
     ids = publish_numbered(rabbit, 3000)
     procs = [
-        start_cli(*drain_args(rabbit, galera_db.url(node), "--batch-size", "100", "--until-empty"))
-        for node in (1, 2)
+        start_cli(*drain_args(rabbit, galera_db.url(node), "--batch-size", "100", "--until-empty")) for node in (1, 2)
     ]
     results = [finish(p) for p in procs]
     assert [r.code for r in results] == [0, 0], [r.stderr for r in results]
@@ -63,19 +63,23 @@ def test_ids_keep_commit_order_when_the_writer_moves_from_node_to_node(rabbit, g
         result = run_cli(*drain_args(rabbit, galera_db.url(node), "--batch-size", "50", "--max-batches", "2"))
         assert result.code == 0 and result.summary["stored"] == 100, result.stderr
         spans.append((result.summary["first_id"], result.summary["last_id"]))
-    rows = galera_db.rows("SELECT id, message_id FROM events ORDER BY id")
+    rows = galera_db.rows("SELECT id, message_id FROM drainer_events ORDER BY id")
     assert [m for _, m in rows] == ids
     for (_, earlier_last), (later_first, _) in zip(spans, spans[1:], strict=False):
         assert later_first > earlier_last, spans
     assert rabbit.depth() == 0
 
 
-def lock_waits(node) -> int:
-    """Transactions on `node` waiting for a row lock (the drainer's INSERT behind our gap lock)."""
-    conn = node_connect(node, autocommit=True, connect_timeout=5)
+def inserting(node, database) -> int:
+    """Sessions on `node` inside a batch's INSERT (waiting behind our lock, or still sending rows)."""
+    conn = node_connect(node, autocommit=True, connect_timeout=5, read_timeout=10)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.processlist"
+                " WHERE db = %s AND command = 'Query' AND info LIKE 'INSERT INTO drainer_events%%'",
+                (database,),
+            )
             return int(cur.fetchone()[0])
     finally:
         conn.close()
@@ -89,13 +93,23 @@ def inserts_blocked(db, node):
     conn = node_connect(node, db.name, autocommit=False)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT id FROM events WHERE id > (SELECT COALESCE(MAX(id), 0) FROM events) FOR UPDATE")
+            cur.execute(
+                "SELECT id FROM drainer_events WHERE id > (SELECT COALESCE(MAX(id), 0) FROM drainer_events) FOR UPDATE"
+            )
         yield conn
     finally:
         with suppress(Exception):  # the node may have been killed with the lock
             conn.rollback()
         with suppress(Exception):
             conn.close()
+
+
+def wait_blocked_on(node, db, proc, seconds=30):
+    def blocked():
+        assert proc.poll() is None, finish(proc).stderr  # the run ended before it blocked
+        return inserting(node, db.name) > 0
+
+    wait_for(blocked, seconds, f"the batch's INSERT to wait on {node.name}")
 
 
 def test_the_node_written_through_is_killed_mid_batch_and_a_survivor_stores_each_once(rabbit, galera_db):
@@ -109,7 +123,7 @@ def test_the_node_written_through_is_killed_mid_batch_and_a_survivor_stores_each
     with inserts_blocked(galera_db, node1):
         proc = start_cli(*drain_args(rabbit, galera_db.url(1), "--batch-size", "100", "--retry-seconds", "10"))
         try:
-            wait_for(lambda: lock_waits(node1) > 0, 30, "the batch's INSERT to wait on node 1")
+            wait_blocked_on(node1, galera_db, proc)
             clusters.kill_galera_node(node1)
             result = finish(proc, timeout=60)
         finally:
@@ -124,3 +138,85 @@ def test_the_node_written_through_is_killed_mid_batch_and_a_survivor_stores_each
     assert galera_db.stored_ids(node=3) == ids
     assert rerun.summary["first_id"] > first.summary["last_id"]
     assert rabbit.depth() == 0
+
+
+def wsrep_ready(node) -> str | None:
+    return node.status().get("wsrep_ready")
+
+
+def retry_causes(result) -> list[str]:
+    return [str(r.get("cause")) for r in result.records if r.get("event") == "retry"]
+
+
+def test_a_node_not_ready_at_start_is_retried_within_the_budget(rabbit, galera_db):
+    """Claim 4, at start: a node cut off from the primary component (wsrep_ready=OFF) answers
+    `SELECT 1` but refuses every table (1047). The drainer retries it like an unreachable node:
+    it exits 69 when the budget ends first, having fetched nothing, and it drains normally when the
+    node rejoins within the budget."""
+    node3 = clusters.galera_node(3)
+    ids = publish_numbered(rabbit, 40)
+    with clusters.galera_partitioned(node3):
+        wait_for(lambda: wsrep_ready(node3) == "OFF", 60, "node 3 to leave the primary component")
+        refused = run_cli(*drain_args(rabbit, galera_db.url(3), "--retry-seconds", "4"))
+        assert refused.code == 69 and refused.summary["error"] == "database_unavailable", refused.stderr
+        assert refused.summary["fetched"] == 0 and rabbit.depth() == 40
+        assert any("1047" in cause for cause in retry_causes(refused))  # retried, not refused at once
+        assert refused.summary["duration_s"] < 4 + 5 + 3  # the budget, one connect timeout, start-up
+        waiting = start_cli(*drain_args(rabbit, galera_db.url(3), "--retry-seconds", "60", "--until-empty"))
+        wait_for(lambda: waiting.poll() is None and rabbit.depth() == 40, 5, "the run to wait for its node")
+    result = finish(waiting)  # healed: node 3 is Synced again
+    assert result.code == 0, result.stderr
+    assert any("1047" in cause for cause in retry_causes(result))
+    assert galera_db.stored_ids(node=1) == ids and rabbit.depth() == 0
+
+
+def test_partition_with_the_drainer_on_the_minority_side_commits_nothing_and_loses_nothing(rabbit, galera_db):
+    """Claims 4 and 6: node 3 is cut off from nodes 1 and 2 while a batch is written through it. Its
+    COMMIT cannot reach the primary component; the run retries within its budget, exits 75 or 69,
+    and nothing of the batch is on the majority. Once healed, the next run stores each exactly once."""
+    node3 = clusters.galera_node(3)
+    ids = publish_numbered(rabbit, 100)
+    with inserts_blocked(galera_db, node3) as blocker:
+        proc = start_cli(
+            *drain_args(rabbit, galera_db.url(3), "--batch-size", "100", "--retry-seconds", "10"),
+            "--lock-wait-timeout",
+            "60",
+        )
+        try:
+            wait_blocked_on(node3, galera_db, proc)
+            with clusters.galera_partitioned(node3):
+                blocker.rollback()  # the INSERT goes on; the COMMIT meets a node without its peers
+                result = finish(proc, timeout=90)
+                assert galera_db.stored_ids(node=1) == []  # the majority got nothing
+        finally:
+            proc.kill()
+    assert result.code in (69, 75), result.stderr
+    assert result.summary["stored"] == 0 and result.summary["returned"] == 100
+    assert result.summary["duration_s"] < 10 + 2 * 30 + 5  # budget, one socket timeout each way, start
+    wait_for(lambda: rabbit.depth() == 100, 30, "the batch to be back in the queue")
+    rerun = run_cli(*drain_args(rabbit, galera_db.url(3), "--until-empty"))
+    assert rerun.code == 0, rerun.stderr
+    assert galera_db.stored_ids(node=1) == ids and galera_db.stored_ids(node=3) == ids
+    assert rabbit.depth() == 0
+
+
+def test_a_vip_that_moves_to_a_survivor_lets_the_retry_commit_the_batch(rabbit, galera_db):
+    """The README's failover claim: the node behind the VIP dies mid-batch; the VIP moves to a
+    survivor once the cluster has dropped the dead node; the batch's retry reconnects through the VIP
+    and commits within the budget. Nothing is lost or doubled, ids keep queue order."""
+    node1, node2 = clusters.galera_node(1), clusters.galera_node(2)
+    ids = publish_numbered(rabbit, 100)
+    with vip((node1.ip, node1.port)) as v, inserts_blocked(galera_db, node1):
+        url = f"mysql+pymysql://root@127.0.0.1:{v.port}/{galera_db.name}"
+        proc = start_cli(*drain_args(rabbit, url, "--batch-size", "100", "--retry-seconds", "30"))
+        try:
+            wait_blocked_on(node1, galera_db, proc)
+            clusters.kill_galera_node(node1)
+            wait_for(lambda: node2.synced(cluster_size=2), 30, "the survivors to drop node 1")
+            v.move((node2.ip, node2.port))
+            result = finish(proc, timeout=90)
+        finally:
+            proc.kill()
+    assert result.code == 0, result.stderr
+    assert retry_causes(result)  # the batch was retried, not lucky
+    assert galera_db.stored_ids(node=3) == ids and rabbit.depth() == 0
