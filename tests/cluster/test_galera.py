@@ -14,8 +14,8 @@ import pytest
 
 from tests.cluster import clusters
 from tests.cluster.conftest import node_connect
-from tests.cluster.vip import vip
 from tests.conftest import oslo_v2, run_cli, start_cli, wait_for
+from tests.faults.vip import vip
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 

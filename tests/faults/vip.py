@@ -19,6 +19,7 @@ class Vip:
         self._server.settimeout(0.2)
         self.port = self._server.getsockname()[1]
         self._open: list[socket.socket] = []
+        self.refused = 0  # connections turned away while no node held the VIP (or its node was down)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -54,6 +55,7 @@ class Vip:
                 upstream = socket.create_connection(target, timeout=2)
             except OSError:
                 client.close()
+                self.refused += 1
                 continue
             with self._lock:
                 self._open += [client, upstream]
