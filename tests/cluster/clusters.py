@@ -3,6 +3,7 @@
     python -m tests.cluster.clusters up [galera|rabbitmq]     # fresh clusters; returns once healthy
     python -m tests.cluster.clusters down [galera|rabbitmq]   # stop every node, remove every trace
     python -m tests.cluster.clusters status                   # one line per node
+    python -m tests.cluster.clusters missing                  # Debian packages still to install
 
 Galera: three `mariadbd` nodes with the galera-4 provider, each in a network namespace of its own
 (`vdgal1..3`, addresses <subnet>.1..3 on a bridge `vdgalbr` whose host side is <subnet>.254), so a
@@ -31,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -124,6 +126,22 @@ def stop_pid(pid: int | None, seconds: float, sig: int = signal.SIGTERM) -> None
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not pid_alive(pid), 10, f"process {pid} to die after SIGKILL", 0.2)
+
+
+def processes_under(path: Path) -> list[int]:
+    """Processes whose command line names `path` (this script's own nodes, found even without a
+    pid file, e.g. after an interrupted `up`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def spawn(argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> int:
@@ -393,6 +411,8 @@ def galera_down() -> None:
     heal_galera()
     for node in galera_nodes():
         stop_galera_node(node, seconds=30)
+    for pid in processes_under(BASE / "galera"):
+        stop_pid(pid, 30)
     _network_down()
     shutil.rmtree(BASE / "galera", ignore_errors=True)
 
@@ -598,6 +618,8 @@ def wait_rabbit_healthy(seconds: float = 120) -> None:
 def rabbit_down() -> None:
     for node in reversed(rabbit_nodes()):
         stop_rabbit_node(node, seconds=30)
+    for pid in processes_under(BASE / "rabbitmq"):
+        stop_pid(pid, 30)
     shutil.rmtree(BASE / "rabbitmq", ignore_errors=True)
 
 
@@ -606,6 +628,19 @@ def rabbit_is_up() -> bool:
 
 
 # -- command line ---------------------------------------------------------------------------
+
+
+def missing_packages() -> list[str]:
+    """The Debian packages the clusters need that are not installed (galera-4 is the usual one)."""
+    needed = {
+        "galera-4": any(os.path.exists(p) for p in GALERA_PROVIDERS),
+        "rsync": shutil.which("rsync") is not None,  # Galera's state transfer (SST)
+        "iproute2": shutil.which("ip") is not None,  # the nodes' network namespaces
+        "mariadb-server": shutil.which("mariadbd") is not None and shutil.which("mariadb-install-db") is not None,
+        "mariadb-client": shutil.which("mariadb") is not None,
+        "rabbitmq-server": (RABBIT_SBIN / "rabbitmq-server").exists(),
+    }
+    return [package for package, present in needed.items() if not present]
 
 
 def status_lines() -> list[str]:
@@ -624,9 +659,28 @@ def status_lines() -> list[str]:
     return lines
 
 
+def _both(steps: dict[str, Callable[[], None]], which: Sequence[str]) -> None:
+    """Run the clusters' steps side by side (a boot is mostly waiting); re-raise the first failure."""
+    failures: list[BaseException] = []
+
+    def run_step(name: str) -> None:
+        try:
+            steps[name]()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run_step, args=(name,)) for name in which]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.cluster.clusters", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("action", choices=("up", "down", "status", "missing"))
     parser.add_argument("which", nargs="?", choices=("galera", "rabbitmq", "all"), default="all")
     args = parser.parse_args(argv)
     which = ("galera", "rabbitmq") if args.which == "all" else (args.which,)
@@ -634,12 +688,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "status":
             print("\n".join(status_lines()))
             return 0
-        for name in which:
-            if args.action == "up":
-                galera_up() if name == "galera" else rabbit_up()
-            else:
-                galera_down() if name == "galera" else rabbit_down()
-                say(f"{name} down")
+        if args.action == "missing":
+            print(" ".join(missing_packages()))
+            return 0
+        if args.action == "up":
+            _both({"galera": galera_up, "rabbitmq": rabbit_up}, which)
+        else:
+            _both({"galera": galera_down, "rabbitmq": rabbit_down}, which)
+            say(f"{' and '.join(which)} down")
     except (ClusterError, subprocess.TimeoutExpired) as exc:
         say(f"failed: {exc}")
         return 1
