@@ -198,8 +198,9 @@ def test_a_node_not_ready_at_start_is_retried_within_the_budget(rabbit, galera_d
 
 def test_partition_with_the_drainer_on_the_minority_side_commits_nothing_and_loses_nothing(rabbit, galera_db):
     """Claims 4 and 6: node 3 is cut off from nodes 1 and 2 while a batch is written through it. Its
-    COMMIT cannot reach the primary component; the run retries within its budget, exits 75 or 69,
-    and nothing of the batch is on the majority. Once healed, the next run stores each exactly once."""
+    COMMIT cannot reach the primary component (1180); the run retries within its budget, meets a
+    node that is not ready (1047), exits 75 or 69, and nothing of the batch is on the majority.
+    Once healed, the next run stores each exactly once."""
     node3 = clusters.galera_node(3)
     ids = publish_numbered(rabbit, 100)
     with inserts_blocked(galera_db, node3) as blocker:
@@ -218,6 +219,10 @@ def test_partition_with_the_drainer_on_the_minority_side_commits_nothing_and_los
             proc.kill()
     assert result.code in (69, 75), result.stderr
     assert result.summary["stored"] == 0 and result.summary["returned"] == 100
+    # The failed COMMIT (1180, "not connected to Primary Component") and the node's refusals
+    # after it (1047) are retried, as for any node that is not ready, until the budget ends.
+    assert any("1180" in cause for cause in retry_causes(result)), result.stderr
+    assert any("1047" in cause for cause in retry_causes(result)), result.stderr
     assert result.summary["duration_s"] < 10 + 2 * 30 + 5  # budget, one socket timeout each way, start
     wait_for(lambda: rabbit.depth() == 100, 30, "the batch to be back in the queue")
     rerun = run_cli(*drain_args(rabbit, galera_db.url(3), "--until-empty"))
