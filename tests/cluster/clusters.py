@@ -107,11 +107,15 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def read_pid(path: Path) -> int | None:
+def read_pid(path: Path, owner: Path) -> int | None:
+    """The pid in a pid file, if that process is still one of ours (its command line names `owner`):
+    a node killed with SIGKILL leaves its pid file behind, and the pid may have been reused since."""
     try:
-        return int(path.read_text().strip())
+        pid = int(path.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
     except (OSError, ValueError):
         return None
+    return pid if str(owner) in cmdline else None
 
 
 def stop_pid(pid: int | None, seconds: float, sig: int = signal.SIGTERM) -> None:
@@ -272,7 +276,7 @@ class GaleraNode:
         return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
     def pid(self) -> int | None:
-        return read_pid(self.pid_file)
+        return read_pid(self.pid_file, self.cnf)
 
     def running(self) -> bool:
         pid = self.pid()
@@ -512,7 +516,7 @@ class RabbitNode:
         )
 
     def pid(self) -> int | None:
-        return read_pid(self.pid_file)
+        return read_pid(self.pid_file, BASE / "rabbitmq")
 
     def running(self) -> bool:
         pid = self.pid()
