@@ -670,7 +670,7 @@ def _both(steps: dict[str, Callable[[], None]], which: Sequence[str]) -> None:
     def run_step(name: str) -> None:
         try:
             steps[name]()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
+        except BaseException as exc:  # handed to the main thread below
             failures.append(exc)
 
     threads = [threading.Thread(target=run_step, args=(name,)) for name in which]
