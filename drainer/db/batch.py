@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from drainer import retry
 from drainer.db import lease as leases
 from drainer.db.engine import INVALIDATE_ERRORS, Store, describe, error_number, is_data_error, is_transient
-from drainer.errors import BatchNotCommitted, DatabaseUnavailable
+from drainer.errors import BatchNotCommitted, DatabaseError
 from drainer.model import Event, Rejection, utcnow
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def write_batch(
         # the lease or finds it lost (LeaseLost). A lost lease ends the batch here and now.
         try:
             leases.renew(store, lease, retrying=False)
-        except DatabaseUnavailable as exc:
+        except DatabaseError as exc:  # unavailable or locked; a refusal is not transient
             if not is_transient(exc):
                 raise
             log.warning(

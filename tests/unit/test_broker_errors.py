@@ -19,13 +19,12 @@ def test_a_queue_whose_home_node_is_down_is_unavailable_not_missing() -> None:
     # The reply RabbitMQ 3.10.8 sends for a durable classic queue whose node is down (captured on the
     # test cluster, tests/cluster/test_rabbitmq.py).
     text = "NOT_FOUND - home node 'vdrab3@localhost' of durable queue 'q.info' in vhost '/' is down or inaccessible"
-    error = broker()._channel_closed("q.info", pe.ChannelClosedByBroker(404, text))
+    error = broker()._refused("q.info", "basic.get", pe.ChannelClosedByBroker(404, text))
     assert isinstance(error, BrokerUnavailable)
     assert "vdrab3@localhost" in str(error)
 
 
 def test_a_queue_that_does_not_exist_is_not_found() -> None:
-    error = broker()._channel_closed(
-        "q.info", pe.ChannelClosedByBroker(404, "NOT_FOUND - no queue 'q.info' in vhost '/'")
-    )
+    closed = pe.ChannelClosedByBroker(404, "NOT_FOUND - no queue 'q.info' in vhost '/'")
+    error = broker()._refused("q.info", "basic.get", closed)
     assert isinstance(error, QueueNotFound)
