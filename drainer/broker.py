@@ -152,6 +152,11 @@ def _tls_options(settings: Settings, url: str) -> Any:
     return pika.SSLOptions(context, server_hostname=host)
 
 
+# RabbitMQ's 404 reply text for a durable classic queue whose home node is down (3.x: "home node
+# 'rabbit@h3' of durable queue 'q' in vhost '/' is down or inaccessible").
+_HOME_NODE_DOWN = "is down or inaccessible"
+
+
 class _Overdue(BaseException):  # noqa: N818
     """A broker wait outlived its deadline (raised from SIGALRM, inside pika's wait loop)."""
 
@@ -328,6 +333,10 @@ class Broker:
         """The broker's close of a channel (or the connection) as what it is, naming queue and vhost."""
         code, text = exc.reply_code, exc.reply_text
         where = f"queue {queue!r} in vhost {_vhost(self._settings)!r}"
+        if code == 404 and _HOME_NODE_DOWN in str(text):
+            # The queue exists; its messages wait on a node that is down (a classic queue is not
+            # replicated). A retry once the node is back finds them: unavailable, not missing.
+            return BrokerUnavailable(f"{where} cannot be read now: {text}")
         if code == 404:
             return QueueNotFound(
                 f"{where} does not exist; Vitrage's notifier declares it on its first event, "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from drainer import retry
 from drainer.db import lease as leases
 from drainer.db.engine import INVALIDATE_ERRORS, Store, describe, error_number, is_data_error, is_transient
-from drainer.errors import BatchNotCommitted
+from drainer.errors import BatchNotCommitted, DatabaseError
 from drainer.model import Event, Rejection, utcnow
 
 if TYPE_CHECKING:
@@ -86,10 +86,21 @@ def write_batch(
 
     def between_attempts() -> None:
         hooks.keepalive()
-        if lease is not None:
-            # The messages are still held: keep the lease ahead of them. One try only, inside
-            # this retry's budget (a failure fails this batch, and the batch is returned).
+        if lease is None:
+            return
+        # The messages are still held: keep the lease ahead of them, with one try inside this
+        # retry's budget. A transient failure (the node behind a VIP died, a Galera node left the
+        # primary component) must not end the retry: the next attempt fences first, which renews
+        # the lease or finds it lost (LeaseLost). A lost lease ends the batch here and now.
+        try:
             leases.renew(store, lease, retrying=False)
+        except DatabaseError as exc:  # unavailable or locked; a refusal is not transient
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "could not renew the lease between attempts; the next attempt renews it",
+                extra={"event": "lease_renewal_deferred", "cause": str(exc)},
+            )
 
     policy = retry.bounded(
         "batch transaction", store.settings.retry_seconds, is_transient, between=between_attempts, describe=describe

@@ -39,6 +39,7 @@ TRANSIENT_ERRORS = frozenset(
         2003,  # can't connect (a failover in progress)
         1040,  # too many connections
         1047,  # WSREP has not yet prepared node for application use (Galera)
+        1180,  # error during COMMIT, rolled back (Galera: the node left the primary component)
         1290,  # read-only (--read-only during failover)
         1792,  # read-only transaction
         1927,  # connection killed (MariaDB)
@@ -47,7 +48,7 @@ TRANSIENT_ERRORS = frozenset(
 )
 # A connection that saw these must not go back to the pool: it may point at a node that went
 # read-only, or be dead.
-INVALIDATE_ERRORS = frozenset({1290, 1792, 2006, 2013, 1927, 4031, 1047})
+INVALIDATE_ERRORS = frozenset({1290, 1792, 2006, 2013, 1927, 4031, 1047, 1180})
 DATA_ERRORS = frozenset(
     {
         1153,  # packet larger than max_allowed_packet

@@ -536,3 +536,38 @@ def test_the_same_oversize_message_twice_in_a_batch_is_parked_once(rabbit, migra
     assert result.summary["oversize"] == 1 and result.summary["duplicates"] == 1
     assert stored_ids(db) == ["between"] and rabbit.depth() == 0
     assert [body for _props, body in rabbit.get_all(rabbit.queue + ".oversize")] == [big]
+
+
+def test_a_database_back_within_the_retry_budget_gets_the_batch(rabbit, migrated):
+    """A failover behind a VIP: the connection drops mid-batch and for a while no node answers, so
+    the lease renewal between attempts fails too. The retry goes on within its budget (the next
+    attempt's fence renews the lease or finds it lost) and commits once the VIP answers again."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.faults.vip import vip
+
+    db = migrated
+    ids = publish_numbered(rabbit, 30)
+    parts = urlsplit(db.url)
+    with vip((parts.hostname, parts.port or 3306)) as v:
+        url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{v.port}"))
+        with table_locked(db.url):
+            proc = start_cli(
+                "drain", "--db-url", url, "--amqp-url", rabbit.url, "--queue", rabbit.queue, "--retry-seconds", "30"
+            )
+            try:
+                wait_blocked(db.url)
+                v.move(None)  # the VIP is nowhere: open connections drop, new ones are turned away
+
+                def still_retrying() -> bool:
+                    assert proc.poll() is None, finish(proc).stderr  # gave up inside its budget
+                    return v.refused >= 3  # the renewal between attempts, then two more attempts
+
+                wait_for(still_retrying, 20, "the batch to be retried while the VIP is down")
+                v.move((parts.hostname, parts.port or 3306))
+            except BaseException:
+                proc.kill()
+                raise
+        result = finish(proc)
+    assert result.code == 0, result.stderr
+    assert stored_ids(db) == ids and rabbit.depth() == 0

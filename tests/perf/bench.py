@@ -10,7 +10,10 @@ Figures (runs alternate A B A B and medians are reported: these machines are noi
 3. start-up: a run against an empty queue vs bare imports of the drainer's dependencies;
 4. memory: peak RSS of one batch of instance snapshots vs the batch's bytes;
 5. scaling: throughput by batch size, and the default it recommends;
-6. the run ledger: the drain as it is vs the same drain with the ledger's per-batch UPDATE stubbed
+6. Galera (when the test cluster is up, `python -m tests.cluster.clusters up galera`): throughput
+   through a Galera node vs the single MariaDB, and the lease's cost there (taking and releasing it
+   once per run; fencing each batch transaction), each against the same step without it.
+7. the run ledger: the drain as it is vs the same drain with the ledger's per-batch UPDATE stubbed
    out (a child process that replaces drainer.db.runs.record_batch), at batch 1000 and batch 10.
 
 Services come from DRAINER_TEST_AMQP_URL and DRAINER_TEST_MYSQL_URL (the tests' local defaults).
@@ -79,6 +82,9 @@ class Plan:
     ledger: tuple[tuple[int, int], ...] = ((1_000, 20_000), (10, 5_000))
     ledger_reps: int = 3
     ledger_batches: int = 100  # in-process write_batch pairs (with, without the ledger hook)
+    galera_messages: int = 20_000
+    galera_reps: int = 3
+    lease_cycles: int = 30  # acquire + release, and fenced vs unfenced batches, per database
 
     @classmethod
     def quick(cls) -> Plan:
@@ -94,6 +100,9 @@ class Plan:
             ledger=((1_000, 4_000), (10, 1_000)),
             ledger_reps=3,
             ledger_batches=30,
+            galera_messages=2_000,
+            galera_reps=1,
+            lease_cycles=5,
         )
 
 
@@ -298,10 +307,16 @@ def summary_record(stderr: bytes) -> dict[str, Any]:
 
 
 def run_drainer(
-    s: Services, batch_size: int, *, expect: int, until_empty: bool = True, command: Sequence[str] = DRAINER
+    s: Services,
+    batch_size: int,
+    *,
+    expect: int,
+    until_empty: bool = True,
+    db_url: str | None = None,
+    command: Sequence[str] = DRAINER,
 ) -> ProcessRun:
     """`python -m drainer drain ...` as a subprocess; checks that it stored exactly `expect` events."""
-    argv = [*command, "drain", "--db-url", s.db_url, "--amqp-url", AMQP_URL]
+    argv = [*command, "drain", "--db-url", db_url or s.db_url, "--amqp-url", AMQP_URL]
     argv += ["--queue", s.queue, "--batch-size", str(batch_size), "--max-seconds", "3600"]
     argv += ["--until-empty"] if until_empty else ["--max-batches", "1"]
     seconds, rss, code, stderr = timed_process(argv)
@@ -595,8 +610,174 @@ def figure_scaling(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]], 
     return {"startup_s": round(startup_s, 3), "rows": rows, "recommended_batch_size": recommended}
 
 
+# -- 6: Galera --------------------------------------------------------------------------------------
+
+
+@dataclass
+class GaleraTarget:
+    """This run's database on the test Galera cluster, written through node 1; dropped by close()."""
+
+    name: str
+
+    @property
+    def url(self) -> str:
+        from tests.cluster import clusters
+
+        return clusters.galera_node(1).url(self.name)
+
+    def sql(self, *statements: str, database: str | None = None) -> None:
+        import pymysql
+
+        from tests.cluster import clusters
+
+        node = clusters.galera_node(1)
+        conn = pymysql.connect(host=node.ip, port=node.port, user="root", database=database, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+
+    def empty_tables(self, *tables: str) -> None:
+        self.sql(*(f"TRUNCATE TABLE {t}" for t in tables), database=self.name)
+
+
+@contextmanager
+def galera_target(tag: str) -> Iterator[GaleraTarget | None]:
+    """A migrated database on the cluster, or None when the cluster is not up."""
+    from tests.cluster import clusters
+
+    if not clusters.galera_is_up():
+        yield None
+        return
+    target = GaleraTarget(f"drainer_bench_{tag}")
+    target.sql(f"CREATE DATABASE {target.name} CHARACTER SET utf8mb4")
+    try:
+        migrate = subprocess.run(
+            [sys.executable, "-m", "drainer", "migrate", "--db-url", target.url],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=child_env(),
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"migrate on Galera failed ({migrate.returncode}):\n{migrate.stderr}")
+        yield target
+    finally:
+        target.sql(f"DROP DATABASE IF EXISTS {target.name}")
+
+
+def _bench_events(payloads: Sequence[dict[str, Any]], count: int) -> list[Any]:
+    from drainer.model import Event, utcnow
+
+    now = utcnow()
+    return [
+        Event(str(uuid.uuid4()), now, "nova.instance", "datasources.events", "INFO", None, None, None, json.dumps(p))
+        for p in (payloads[i % len(payloads)] for i in range(count))
+    ]
+
+
+def _fence_statements_ms(store: Any, lease: Any) -> float:
+    """What a batch transaction spends on its lease: the fence at its start and before COMMIT (the
+    lease row then rides in the batch's own write set: no extra commit, no extra certification)."""
+    from drainer.db import lease as leases
+
+    with store.writer.connect() as conn:
+        start = time.perf_counter()
+        transaction = conn.begin()
+        leases.fence(store, conn, lease)
+        leases.fence(store, conn, lease)
+        transaction.rollback()
+        return 1000 * (time.perf_counter() - start)
+
+
+def lease_costs(db_url: str, plan: Plan, payloads: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """In-process, through the drainer's own db package: the lease's fixed cost per run (take it,
+    give it back: three short transactions) and its cost per batch (the fence's own statements; and a
+    batch of THROUGHPUT_BATCH events written with the fence vs without it), medians in milliseconds."""
+    from drainer.config import Settings
+    from drainer.db import lease as leases
+    from drainer.db.batch import BatchHooks, write_batch
+    from drainer.db.engine import Store
+
+    store = Store.open(db_url, Settings(db_url=db_url))
+    try:
+        name = f"bench-lease-{uuid.uuid4().hex[:8]}"
+        cycle_ms: list[float] = []
+        fence_ms: list[float] = []
+        fenced_ms: list[float] = []
+        bare_ms: list[float] = []
+        for i in range(plan.lease_cycles):
+            lease = leases.Lease(name, f"bench:{i}", 60.0)
+            start = time.perf_counter()
+            if leases.acquire(store, lease.name, lease.holder, lease.ttl_s) is not None:
+                raise RuntimeError("the bench lease is held by someone else")
+            leases.release(store, lease)
+            cycle_ms.append(1000 * (time.perf_counter() - start))
+            if leases.acquire(store, lease.name, lease.holder, lease.ttl_s) is not None:
+                raise RuntimeError("the bench lease is held by someone else")
+            fence_ms.append(_fence_statements_ms(store, lease))
+            steps = ((lease, fenced_ms), (None, bare_ms))
+            for fenced, into in steps if i % 2 == 0 else reversed(steps):  # A B, B A: drifts fall on both
+                events = _bench_events(payloads, THROUGHPUT_BATCH)
+                start = time.perf_counter()
+                write_batch(store, name, events, [], fenced, BatchHooks())
+                into.append(1000 * (time.perf_counter() - start))
+            leases.release(store, lease)
+        return {
+            "take_and_release_ms": round(median(cycle_ms), 2),
+            "fence_statements_ms": round(median(fence_ms), 2),
+            "batch_fenced_ms": round(median(fenced_ms), 2),
+            "batch_unfenced_ms": round(median(bare_ms), 2),
+        }
+    finally:
+        store.dispose()
+
+
+def figure_galera(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Figure 6: the drainer through Galera node 1 vs the single MariaDB, alternated; the lease's cost
+    on each. {"measured": False} when the test cluster is not up."""
+    with galera_target(s.tag) as galera:
+        if galera is None:
+            return {"measured": False}
+        n = plan.galera_messages
+        runs: dict[str, list[ProcessRun]] = {"single": [], "galera": []}
+
+        def drain_into(kind: str) -> Callable[[], None]:
+            def run() -> None:
+                target: Any = s if kind == "single" else galera
+                target.empty_tables("drainer_events", "drainer_rejected_messages")
+                s.publish(envelopes(payloads, n))
+                runs[kind].append(
+                    run_drainer(s, THROUGHPUT_BATCH, expect=n, db_url=target.url if kind == "galera" else None)
+                )
+
+            return run
+
+        alternate(plan.galera_reps, drain_into("single"), drain_into("galera"))
+        single_m, galera_m = median_seconds(runs["single"]), median_seconds(runs["galera"])
+        on_galera = lease_costs(galera.url, plan, payloads)
+        on_single = lease_costs(s.db_url, plan, payloads)
+    fence_ms = on_galera["batch_fenced_ms"] - on_galera["batch_unfenced_ms"]
+    return {
+        "measured": True,
+        "messages": n,
+        "single_s": [round(r.seconds, 3) for r in runs["single"]],
+        "galera_s": [round(r.seconds, 3) for r in runs["galera"]],
+        "single_msgs_per_s": round(n / single_m),
+        "galera_msgs_per_s": round(n / galera_m),
+        "ratio": round(single_m / galera_m, 3),
+        "lease_galera": on_galera,
+        "lease_single": on_single,
+        "take_and_release_ratio": round(on_galera["take_and_release_ms"] / on_single["take_and_release_ms"], 2),
+        "fence_ms_per_batch": round(fence_ms, 2),
+        "fence_share_of_batch": round(fence_ms / on_galera["batch_unfenced_ms"], 3),
+    }
+
+
 def figure_ledger(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Figure 6: what the run ledger's UPDATE inside each batch transaction costs, alternated."""
+    """Figure 7: what the run ledger's UPDATE inside each batch transaction costs, alternated."""
     rows = []
     for size, count in plan.ledger:
         timed: dict[str, list[ProcessRun]] = {"with": [], "without": []}
@@ -765,9 +946,26 @@ def _scaling_table(scaling: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _galera_lines(g: dict[str, Any]) -> list[str]:
+    if not g.get("measured"):
+        return ["6 Galera: not measured (the test cluster is not up: python -m tests.cluster.clusters up galera)"]
+    lg, ls = g["lease_galera"], g["lease_single"]
+    return [
+        f"6 Galera, {g['messages']:,} msgs through node 1: {g['galera_msgs_per_s']:,} msg/s vs single MariaDB "
+        f"{g['single_msgs_per_s']:,} msg/s, ratio {g['ratio']:.2f}",
+        f"  lease per run (take + release): {lg['take_and_release_ms']:.1f} ms on Galera vs "
+        f"{ls['take_and_release_ms']:.1f} ms single, {g['take_and_release_ratio']:.2f}x",
+        f"  lease per batch on Galera: the fence's statements {lg['fence_statements_ms']:.2f} ms "
+        f"(single {ls['fence_statements_ms']:.2f} ms)",
+        f"  a batch of {THROUGHPUT_BATCH:,} on Galera: {lg['batch_fenced_ms']:.1f} ms fenced vs "
+        f"{lg['batch_unfenced_ms']:.1f} ms unfenced, {g['fence_ms_per_batch']:+.1f} ms "
+        f"({g['fence_share_of_batch']:+.1%}, within this run's noise when small)",
+    ]
+
+
 def _ledger_table(ledger: dict[str, Any]) -> list[str]:
     lines = [
-        "6 run ledger (drain as it is vs the ledger's per-batch UPDATE stubbed out, alternated)",
+        "7 run ledger (drain as it is vs the ledger's per-batch UPDATE stubbed out, alternated)",
         f"{'batch size':>10}{'messages':>10}{'with msg/s':>12}{'without msg/s':>15}{'ratio':>8}{'ms/batch':>10}",
     ]
     for r in ledger["rows"]:
@@ -794,7 +992,7 @@ def render(report: dict[str, Any]) -> str:
         f"{THROUGHPUT_BATCH:,} --until-empty",
         "",
     ]
-    tables = [*_figures_table(report), "", *_scaling_table(report["scaling"])]
+    tables = [*_figures_table(report), "", *_scaling_table(report["scaling"]), "", *_galera_lines(report["galera"])]
     if "ledger" in report:
         tables += ["", *_ledger_table(report["ledger"])]
     return "\n".join([*head, *tables])
@@ -835,7 +1033,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["memory"] = figure_memory(s, plan)
         say("5 scaling: batch sizes")
         report["scaling"] = figure_scaling(s, plan, payloads, report["startup"]["empty_run_median_s"])
-        say("6 run ledger: with and without its per-batch update")
+        say("6 Galera: through a cluster node vs the single MariaDB; the lease's cost")
+        report["galera"] = figure_galera(s, plan, payloads)
+        say("7 run ledger: with and without its per-batch update")
         report["ledger"] = figure_ledger(s, plan, payloads)
     report["wall_s"] = round(time.monotonic() - began, 1)
     if args.json:

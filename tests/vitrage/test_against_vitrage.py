@@ -78,16 +78,27 @@ def test_where_vitrage_loses_history_the_drainer_keeps_it(vitrage_side, persisto
         captured = stream.capture(upstream, steps, tmp_path)
         change_a, change_c = captured[5], captured[11]
         assert event_types([change_a, change_c]) == ["vitrage.alarm.change"] * 2
-        # A's change comes before A's activation (a reordered return), and again, byte for byte,
-        # at the end (its redelivery); C's change is redelivered too.
-        messages = [change_a, *captured[:5], *captured[6:], change_a, change_c]
+        # A's change comes before A's activation (a reordered return).
+        messages = [change_a, *captured[:5], *captured[6:]]
         stream.replay(messages)
     finally:
         stream.close()
-
     persisted = upstream.reference("persist", str(len(messages)))
     result = drain_into(drainer, persistor_topic)
+    # Both crash after committing their last notifications and before acking them: the broker
+    # redelivers A's early change and C's change, byte for byte, to a fresh process. (Within one
+    # listener process oslo.messaging drops a repeat it sees within 16 acks of the first, a race
+    # with prefetch; a crash always gives a fresh process.)
+    redelivered = [change_a, change_c]
+    stream = Stream(persistor_topic)
+    try:
+        stream.replay(redelivered)
+    finally:
+        stream.close()
+    persisted_again = upstream.reference("persist", str(len(redelivered)))
+    again = drain_into(drainer, persistor_topic)
 
+    assert persisted_again["failures"] == [] and again.summary["duplicates"] == 2
     lost_upstream = [(f["event_type"], f["vitrage_id"]) for f in persisted["failures"]]
     assert sorted(lost_upstream) == sorted(
         [
@@ -96,7 +107,7 @@ def test_where_vitrage_loses_history_the_drainer_keeps_it(vitrage_side, persisto
             ("vitrage.alarm.activate", emoji["vitrage_id"]),  # 4-byte character in a utf8 column
         ]
     )
-    assert result.summary["duplicates"] == 2  # the two redeliveries: each stored once
+    assert result.summary["history_not_applied"] == 3 and again.summary["history_applied"] == 1
     not_applied = {
         (r.event_type, r.vitrage_id)
         for r in drainer.db.rows(
@@ -111,7 +122,7 @@ def test_where_vitrage_loses_history_the_drainer_keeps_it(vitrage_side, persisto
     assert [ch[0] for ch in expected["changes"]] == [c, a, c]
     assert got["changes"] == expected["changes"][:2]
     # What upstream lost is kept raw and visible; rebuild-history finds nothing more to apply.
-    assert len(drainer.db.rows("SELECT id FROM drainer_events")) == len(messages) - 2
+    assert len(drainer.db.rows("SELECT id FROM drainer_events")) == len(messages)
     rebuilt = run_cli("rebuild-history", "--db-url", drainer.db.url, "--queue", persistor_topic + ".drainer")
     assert rebuilt.code == 0, rebuilt.stderr[-2000:]
     assert (rebuilt.summary["applied"], rebuilt.summary["not_applied"]) == (0, 2)
