@@ -24,6 +24,7 @@ from drainer.errors import (
     BrokerUnavailable,
     ConfigError,
     OversizeQueueFull,
+    PublishNotConfirmed,
     QueueNotFound,
     QueueNotSupported,
 )
@@ -279,6 +280,7 @@ class Broker:
         self._settings = settings
         self._channel: BlockingChannel = connection.channel()
         self._oversize_channel: BlockingChannel | None = None
+        self._publish_channel: BlockingChannel | None = None
 
     @classmethod
     def connect(cls, settings: Settings) -> Broker:
@@ -382,6 +384,24 @@ class Broker:
             if method is not None:
                 channel.basic_nack(method.delivery_tag, requeue=True)
             channel.close()
+
+    def depth_if_exists(self, queue: str) -> int | None:
+        """Messages ready in a queue that may not exist (None then), on a channel of its own so the
+        broker's 404 closes nothing else."""
+        # An absent queue is an answer here, not a warning: pika logs every 404 close at WARNING.
+        pika_channel = logging.getLogger("pika.channel")
+        level = pika_channel.level
+        pika_channel.setLevel(logging.ERROR)
+        try:
+            with self._pika_call(queue, "a passive declare", _connection_lost):
+                channel = self._connection.channel()
+                ok = channel.queue_declare(queue, passive=True)
+                channel.close()
+        except QueueNotFound:
+            return None
+        finally:
+            pika_channel.setLevel(level)
+        return int(ok.method.message_count)
 
     def fetch_batch(
         self, queue: str, limit: int, max_bytes: int, max_seconds: float, stop_requested: Callable[[], bool]
@@ -543,6 +563,81 @@ class Broker:
                     f"{len(delivery.body)}-byte message (nack: the queue is full, x-max-length or "
                     "x-max-length-bytes with overflow reject-publish). Nothing was lost: the batch went back "
                     "to the queue. Move the oversize queue's messages elsewhere or raise its limit"
+                ) from exc
+            raise
+
+    def ack_one(self, tag: int) -> None:
+        """Ack one delivery (not the ones before it) on the channel that received it."""
+
+        def lost(exc: BaseException) -> BrokerError:
+            return AckFailed(f"the ack did not reach RabbitMQ; the message stays in its queue ({exc!r})")
+
+        try:
+            with self._pika_call("", "basic.ack", lost):
+                self._channel.basic_ack(tag, multiple=False)
+                # basic_ack has no reply; servicing the connection surfaces a close the broker sent.
+                self._connection.process_data_events(0)
+        except AckFailed:
+            raise
+        except BrokerError as exc:
+            raise lost(exc) from exc
+        if not self._channel.is_open:
+            raise AckFailed("channel closed before the ack was confirmed; the message stays in its queue")
+
+    def publish_confirmed(self, queue: str, body: bytes, properties: bytes | dict[str, Any]) -> None:
+        """Publish `body` to `queue` through the default exchange, mandatory, and wait (at most the
+        socket timeout) for the broker's confirm. `properties` are encoded content-header property
+        bytes (amqp_codec: sent exactly as they are), or BasicProperties field values.
+
+        Raises QueueNotFound (no such queue), BrokerAccessDenied, BrokerRefused (the broker refused
+        the properties, e.g. a user_id other than the login), PublishNotConfirmed (a nack, no confirm
+        in time, or the connection lost: the message may or may not be in the queue; a second
+        publish of something stored is absorbed by its dedupe key).
+        """
+        try:
+            with _deadline(self._settings.socket_timeout):
+                self._publish(queue, body, properties)
+        except _Overdue:
+            try:
+                with _deadline(self._settings.connect_timeout):
+                    self.close()
+            except _Overdue:
+                log.warning(
+                    "broker close timed out; the process exit drops the socket", extra={"event": "close_timeout"}
+                )
+            raise PublishNotConfirmed(
+                f"the publish to {queue!r} was not confirmed within {self._settings.socket_timeout:g}s"
+            ) from None
+
+    def _publish(self, queue: str, body: bytes, properties: bytes | dict[str, Any]) -> None:
+        import pika
+        import pika.exceptions as pe
+
+        def lost(exc: BaseException) -> BrokerError:
+            return PublishNotConfirmed(
+                f"the publish to {queue!r} was not confirmed (the message may or may not be in the queue): {exc!r}"
+            )
+
+        if isinstance(properties, bytes):
+            encoded = properties
+            props = pika.BasicProperties()
+            props.encode = lambda: [encoded]  # type: ignore[method-assign]  # pika frames these bytes as they are
+        else:
+            props = pika.BasicProperties(**properties)
+        try:
+            with self._pika_call(queue, "publishing", lost):
+                if self._publish_channel is None or not self._publish_channel.is_open:
+                    channel = self._connection.channel()
+                    channel.queue_declare(queue, passive=True)
+                    channel.confirm_delivery()
+                    self._publish_channel = channel
+                self._publish_channel.basic_publish("", queue, body, props, mandatory=True)
+        except PublishNotConfirmed as exc:
+            if isinstance(exc.__cause__, pe.UnroutableError):
+                raise QueueNotFound(f"queue {queue!r} in vhost {_vhost(self._settings)!r} does not exist") from exc
+            if isinstance(exc.__cause__, pe.NackError):
+                raise PublishNotConfirmed(
+                    f"RabbitMQ refused the publish to {queue!r} (nack: is the queue full?)"
                 ) from exc
             raise
 

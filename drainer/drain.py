@@ -16,6 +16,7 @@ from drainer.config import Settings
 from drainer.db import batch as batches
 from drainer.db import history as db_history
 from drainer.db import lease as leases
+from drainer.db import runs
 from drainer.db.batch import BatchHooks, WriteResult, Written
 from drainer.db.engine import Store
 from drainer.db.lease import Lease
@@ -52,6 +53,7 @@ class Progress:
     first_id: int | None = None
     last_id: int | None = None
     lease_holder: str | None = None
+    rejected_pending: int | None = None  # rejected rows not republished yet, read at the end for the metrics
     started: float = field(default_factory=time.monotonic)
 
     def as_record(self) -> dict[str, object]:
@@ -75,6 +77,9 @@ class Batch:
     # not be applied to the history (its alarm came later in the batch) is tried at its repeat.
     sequence: list[Event]
     row_sizes: dict[int, int] = field(default_factory=dict)  # tag -> row bytes, when the row (not the body) is over
+    # tag -> what decoding decided for that delivery, and why: ("event", None), ("duplicate", why),
+    # ("rejected", reason), ("oversize", why). What `peek` shows; the drain does not need it.
+    verdicts: dict[int, tuple[str, str | None]] = field(default_factory=dict)
 
 
 def new_run_id() -> str:
@@ -103,10 +108,12 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
     rejected_keys: set[str] = set()
     sequence: list[Event] = []
     row_sizes: dict[int, int] = {}
+    verdicts: dict[int, tuple[str, str | None]] = {}
     duplicates = 0
     for delivery in deliveries:
         if len(delivery.body) > max_bytes:
             oversize.append(delivery)
+            verdicts[delivery.tag] = ("oversize", f"{len(delivery.body)} bytes > {max_bytes}")
             continue
         item = envelope.decode(delivery, now, max_bytes)
         if isinstance(item, Event):
@@ -114,6 +121,7 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
             if size > max_bytes:
                 row_sizes[delivery.tag] = size
                 oversize.append(delivery)
+                verdicts[delivery.tag] = ("oversize", f"a row of {size} bytes > {max_bytes}")
                 continue
             seen = first.get(item.message_id)
             if seen is None or seen == item:
@@ -122,18 +130,22 @@ def decode_batch(deliveries: list[Delivery], max_bytes: int, now: datetime) -> B
                     first[item.message_id] = item
                     origin[item.message_id] = delivery
                     events.append(item)
+                    verdicts[delivery.tag] = ("event", None)
                 else:
                     duplicates += 1
+                    verdicts[delivery.tag] = ("duplicate", "repeats an earlier message of the batch")
                 continue
             item = envelope.rejection(
                 delivery, f"message_id {item.message_id!r} appears twice in the batch with different content", now
             )
         if item.dedupe_key in rejected_keys:
             duplicates += 1
+            verdicts[delivery.tag] = ("duplicate", f"repeats an earlier rejected message: {item.reason}")
         else:
             rejected_keys.add(item.dedupe_key)
             rejections.append(item)
-    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence, row_sizes)
+            verdicts[delivery.tag] = ("rejected", item.reason)
+    return Batch(deliveries, events, rejections, duplicates, oversize, origin, sequence, row_sizes, verdicts)
 
 
 class Drain:
@@ -147,8 +159,10 @@ class Drain:
         stop: StopFlag,
         progress: Progress,
         on_batch: Callable[[Progress], None] | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.settings = settings
+        self.run_id = run_id  # the run's row in drainer_runs; None: no ledger
         self.broker = broker
         self.store = store
         self.stop = stop
@@ -209,11 +223,7 @@ class Drain:
                 before_commit=self._still_ackable,
                 interruptible=self.stop.interruptible,
                 refuse=lambda event, reason: envelope.rejection(batch.origin[event.message_id], reason, utcnow()),
-                in_transaction=(
-                    (lambda conn, written: self._project_history(conn, written, batch.sequence))
-                    if self.history is not None
-                    else None
-                ),
+                in_transaction=self._in_transaction(batch, parked),
             )
             writing = time.monotonic()  # the commit's fence extends the lease from about now
             result = batches.write_batch(
@@ -231,6 +241,34 @@ class Drain:
         self.broker.ack_through(deliveries[-1].tag)
         p.acked += len(deliveries)
         self._log_batch(batch, result)
+
+    def _in_transaction(self, batch: Batch, parked: list[Rejection]) -> Callable[[Connection, Written], None] | None:
+        """The writes that commit with the batch or not at all: the alarm-history projection (with
+        --history vitrage), then the batch's update of its run's row in the ledger."""
+        run_id = self.run_id
+        if self.history is None and run_id is None:
+            return None
+
+        def write(conn: Connection, written: Written) -> None:
+            if self.history is not None:
+                self._project_history(conn, written, batch.sequence)
+            if run_id is not None:
+                runs.record_batch(self.store, conn, run_id, self._ledger_counts(batch, parked, written.result))
+
+        return write
+
+    @staticmethod
+    def _ledger_counts(batch: Batch, parked: list[Rejection], result: WriteResult) -> runs.BatchCounts:
+        """What the batch adds to its run's row: the same figures the run summary adds up."""
+        return runs.BatchCounts(
+            fetched=len(batch.deliveries),
+            stored=result.stored,
+            duplicates=result.duplicates + batch.in_batch_duplicates + len(batch.oversize) - len(parked),
+            rejected=result.rejected,
+            oversize=len(parked),
+            first_id=result.first_id,
+            last_id=result.last_id,
+        )
 
     def _still_ackable(self) -> None:
         try:
@@ -341,14 +379,20 @@ class Drain:
             )
 
 
+# Maps how a run ended (None: it returned) to its exit code and stable error name; the CLI owns it.
+Outcome = Callable[[BaseException | None], tuple[int, str | None]]
+
+
 def drain(
     settings: Settings,
     run_id: str,
     stop: StopFlag,
     progress: Progress,
     on_batch: Callable[[Progress], None] | None = None,
+    outcome: Outcome | None = None,
 ) -> Progress:
-    """A whole run: open the store and broker, take the queue's lease, drain, tear down."""
+    """A whole run: open the store, record the run in the ledger, connect to the broker, take the
+    queue's lease, drain, tear down, record how the run ended (when `outcome` is given)."""
     from drainer import schema
 
     db_url = settings.require_db_url()
@@ -359,10 +403,16 @@ def drain(
         raise Interrupted(f"stopped by {exc} while connecting; nothing was fetched") from None
     broker: Broker | None = None
     lease: Lease | None = None
+    recorded = False
+    failure: BaseException | None = None
     try:
         with stop.interruptible():
             schema.check(store, settings.history)
+            runs.start(store, run_id, holder_id(run_id), settings.queue_name)
+            recorded = True
             broker = Broker.connect(settings)
+            # The queue must exist before its lease row is made: a typo leaves nothing behind.
+            broker.depth(settings.queue_name)
             lease = Lease(settings.queue_name, holder_id(run_id), lease_ttl(settings))
             held = leases.acquire(store, lease.name, lease.holder, lease.ttl_s, holder_is_dead)
         if held is not None:
@@ -378,16 +428,51 @@ def drain(
                 },
             )
             return progress
-        return Drain(settings, broker, store, stop, progress, on_batch).run(lease)
+        return Drain(settings, broker, store, stop, progress, on_batch, run_id).run(lease)
     except StopNow as exc:
         # Not a success: the run did none of its work (a monitoring probe must see that).
-        raise Interrupted(f"stopped by {exc} before fetching; nothing was fetched") from None
+        failure = Interrupted(f"stopped by {exc} before fetching; nothing was fetched")
+        raise failure from None
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
         if lease is not None:
             leases.release(store, lease)
         if broker is not None:
             broker.close()
+        if recorded:
+            _end_of_run(store, run_id, progress, failure, outcome)
         store.dispose()
+
+
+def _database_failed(exc: BaseException | None) -> bool:
+    """True when the run ended because the database failed: another write could hang for a whole
+    socket timeout past the run's deadline, so the ledger keeps "no end recorded" instead."""
+    from sqlalchemy.exc import DBAPIError
+
+    from drainer.errors import DatabaseError
+
+    return isinstance(exc, DatabaseError) or isinstance(getattr(exc, "__cause__", None), DBAPIError)
+
+
+def _end_of_run(
+    store: Store, run_id: str, progress: Progress, failure: BaseException | None, outcome: Outcome | None
+) -> None:
+    if _database_failed(failure):
+        return
+    if outcome is not None:
+        code, error = outcome(failure)
+        runs.finish(store, run_id, code, error, progress.lease_holder)
+    if not (store.settings.metrics_file or store.settings.pushgateway):
+        return  # only the metrics show it: every cron tick pays for start-up
+    from drainer.db import rejected
+    from drainer.errors import DrainerError
+
+    try:
+        progress.rejected_pending = rejected.pending_count(store)
+    except DrainerError as exc:  # a gauge, never a reason to fail the run
+        log.warning("could not count pending rejections", extra={"event": "count_failed", "cause": str(exc)})
 
 
 def lease_ttl(settings: Settings) -> float:

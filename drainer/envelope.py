@@ -292,6 +292,10 @@ def properties_json(properties: dict[str, Any], raw: bytes = b"") -> str:
     return json.dumps(record, ensure_ascii=True, sort_keys=True, allow_nan=False)
 
 
+# The header `rejected republish` adds: the id of the drainer_rejected_messages row it came from.
+REJECTED_ROW_HEADER = "x-drainer-rejected-id"
+
+
 def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = True) -> Rejection:
     """A Rejection that keeps the delivery byte-exact (or, with keep_body=False, its digest)."""
     digest = hashlib.sha256(delivery.body).hexdigest()
@@ -299,9 +303,14 @@ def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = 
     # producer set one) with the body. An oversize record has no body, so it has a key of its own:
     # the same bytes shoveled back and rejected later must still be kept.
     message_id = delivery.properties.get("message_id")
-    keyed = (
-        hashlib.sha256(f"{message_id}\0".encode() + delivery.body).hexdigest() if _usable_key(message_id) else digest
-    )
+    salt = f"{message_id}\0" if _usable_key(message_id) else ""
+    # A message `rejected republish` sent that is rejected again is a new row, not a duplicate of
+    # the row it came from (which is marked republished): it stays visible as pending.
+    headers = delivery.properties.get("headers")
+    origin = headers.get(REJECTED_ROW_HEADER) if isinstance(headers, dict) else None
+    if origin is not None:
+        salt = f"republished from {origin}\0{salt}"
+    keyed = hashlib.sha256(salt.encode() + delivery.body).hexdigest() if salt else digest
     return Rejection(
         dedupe_key=("sha256:" if keep_body else "oversize:sha256:") + keyed,
         reason=reason[:1000],

@@ -41,6 +41,10 @@ class QueueNotSupported(BrokerRefused):
     """The queue's type cannot be read with basic.get (a stream)."""
 
 
+class PublishNotConfirmed(BrokerError):
+    """A publish was not confirmed by the broker (nack, or no confirm in time); nothing was marked."""
+
+
 class AckFailed(BrokerError):
     """A batch was committed but its ack did not reach the broker; it will be redelivered."""
 
@@ -87,3 +91,11 @@ class LeaseHeldByOther(DrainerError):
 
 class Interrupted(DrainerError):
     """A signal asked the run to stop before the batch was committed."""
+
+
+class RecordNotFound(DrainerError):
+    """The row an operator named (a rejected message, a lease) does not exist."""
+
+
+class NotRepublishable(DrainerError):
+    """A rejected row cannot be republished as it is (no body, already republished, still bad)."""

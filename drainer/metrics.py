@@ -25,6 +25,10 @@ _GAUGES = {
     "duration_s": "Duration of the last run in seconds",
     "exit_code": "Exit code of the last run",
 }
+# Not a count of the last run: the state it left behind.
+_STATE_GAUGES = {
+    "rejected_pending": ("vitrage_drainer_rejected_pending", "Rejected messages not republished yet"),
+}
 _LAST_SUCCESS = "vitrage_drainer_last_success_timestamp_seconds"
 
 
@@ -45,6 +49,9 @@ def _registry(record: dict[str, Any], queue: str, last_success: float | None) ->
             continue
         name = "vitrage_drainer_last_run_" + ("duration_seconds" if key == "duration_s" else key)
         pc.Gauge(name, help_text, ["queue"], registry=registry).labels(queue).set(value)
+    for key, (name, help_text) in _STATE_GAUGES.items():
+        if record.get(key) is not None:
+            pc.Gauge(name, help_text, ["queue"], registry=registry).labels(queue).set(record[key])
     if last_success is not None:
         pc.Gauge(_LAST_SUCCESS, "Unix time of the last run that exited 0", ["queue"], registry=registry).labels(
             queue

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from drainer.db import maintenance
+from drainer.db import maintenance, runs
 from drainer.db.engine import Store
 from drainer.db.maintenance import Selection
 from drainer.errors import ConfigError
@@ -100,6 +100,20 @@ def execute(store: Store, p: Plan, chunk: int) -> int:
     for deleted in maintenance.prune(store, p.before_id, p.older_than, p.selection.last_id, chunk):
         total += deleted
         log.info("pruned a chunk", extra={"event": "prune_chunk", "deleted": deleted, "total": total})
+    return total
+
+
+def prune_runs(store: Store, older_than: str, chunk: int, dry_run: bool) -> int:
+    """Delete (or with dry_run, count) the ledger's runs started before the age, keeping each
+    queue's newest successful run; return how many."""
+    if chunk < 1:
+        raise ConfigError("chunk size must be at least 1")
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - parse_age(older_than)
+    total = 0
+    for deleted in runs.trim(store, cutoff, chunk, dry_run):
+        total += deleted
+        if not dry_run:
+            log.info("pruned runs", extra={"event": "prune_runs_chunk", "deleted": deleted, "total": total})
     return total
 
 

@@ -9,7 +9,7 @@ from drainer import schema
 from drainer.broker import Broker
 from drainer.config import Settings
 from drainer.db import lease as leases
-from drainer.db import reads
+from drainer.db import reads, runs
 from drainer.db.engine import Store
 from drainer.errors import DrainerError, QueueNotSupported, SchemaOutdated
 
@@ -34,6 +34,8 @@ def _database_part(settings: Settings, report: dict[str, Any], errors: list[Drai
         # The age of the newest stored event (its collector_timestamp), not of what is waiting: AMQP
         # tells only how many messages wait, and reading the oldest one would take it from a drain.
         report["newest_event_age_s"] = round((now - newest).total_seconds(), 3) if newest else None
+        report["last_run"] = _run_line(runs.last(store, settings.queue_name))
+        report["last_success"] = _run_line(runs.last(store, settings.queue_name, successful=True))
         lease = leases.holder_of(store, settings.queue_name)
         if lease and lease.holder and lease.expires_at and lease.expires_at > store.clock():
             report["lease_holder"] = lease.holder
@@ -53,8 +55,19 @@ def _broker_part(settings: Settings, report: dict[str, Any]) -> None:
             except QueueNotSupported:
                 report["queue_type"], report["queue_depth"] = "stream", None
                 raise
+        report["oversize_queue_depth"] = broker.depth_if_exists(settings.oversize_queue_name)
     finally:
         broker.close()
+
+
+def _run_line(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run of the ledger as `status` shows it (no holder: it names a host and a pid)."""
+    if run is None:
+        return None
+    keys = ("run_id", "exit_code", "error", "batches", "fetched", "stored", "duplicates", "rejected", "oversize")
+    line: dict[str, Any] = {key: run[key] for key in keys}
+    line["started_at"], line["ended_at"] = _iso(run["started_at"]), _iso(run["ended_at"])
+    return line
 
 
 def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
@@ -69,6 +82,11 @@ def collect(settings: Settings) -> tuple[dict[str, Any], list[DrainerError]]:
         "newest_collector_timestamp": None,
         "newest_event_age_s": None,
         "rejected": None,
+        "rejected_republished": None,
+        "oversize_queue": settings.oversize_queue_name,
+        "oversize_queue_depth": None,
+        "last_run": None,
+        "last_success": None,
         "schema_version": None,
         "lease_holder": None,
         "lease_expires_at": None,
@@ -122,7 +140,10 @@ def render_text(report: dict[str, Any], outcome: str) -> str:
         ("stored events", _count(report.get("events"))),
         ("last event id", report.get("last_event_id") or ("none" if report.get("events") == 0 else "unknown")),
         ("newest event", newest or "unknown"),
-        ("rejected messages", _count(report.get("rejected"))),
+        ("rejected messages", _rejected_text(report)),
+        ("oversize queue", _oversize_text(report)),
+        ("last run", _run_text(report.get("last_run"))),
+        ("last success", _run_text(report.get("last_success"))),
         ("schema version", report.get("schema_version") or "unknown"),
         ("lease", lease),
     ]
@@ -130,3 +151,34 @@ def render_text(report: dict[str, Any], outcome: str) -> str:
     rows.append(("exit code", outcome))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _rejected_text(report: dict[str, Any]) -> str:
+    pending, republished = report.get("rejected"), report.get("rejected_republished")
+    if not isinstance(pending, int):
+        return "unknown"
+    text = f"{pending:,} pending" + (" (`rejected list`)" if pending else "")
+    return f"{text}, {republished:,} republished" if republished else text
+
+
+def _oversize_text(report: dict[str, Any]) -> str:
+    depth = report.get("oversize_queue_depth")
+    if depth is None:
+        return f"{report['oversize_queue']}: none" if report.get("queue_depth") is not None else "unknown"
+    return f"{report['oversize_queue']}: {depth:,} parked" + (" (`oversize list`)" if depth else "")
+
+
+def _run_text(run: dict[str, Any] | None) -> str:
+    """A run of the ledger in one line: when, how it ended, what it did."""
+    if run is None:
+        return "none recorded"
+    started = (run["started_at"] or "?")[:19].replace("T", " ")
+    if run["exit_code"] is None:
+        end = "no end recorded (killed, or still running)"
+    else:
+        end = f"exit {run['exit_code']}" + (f" {run['error']}" if run["error"] else "")
+    batches = f"{run['batches']:,} batch" + ("" if run["batches"] == 1 else "es")
+    return (
+        f"{run['run_id']} started {started} UTC, {end}: {batches}, {run['fetched']:,} fetched, "
+        f"{run['stored']:,} stored, {run['duplicates']:,} duplicates, {run['rejected']:,} rejected"
+    )

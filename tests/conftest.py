@@ -331,17 +331,26 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+NESTED_COMMANDS = ("rejected", "oversize", "lease")
+# Commands that talk to the broker: the fixture gives them this test's broker and queue.
+BROKER_COMMANDS = ("drain", "status", "peek", "oversize list", "oversize requeue", "rejected republish")
+
+
 @pytest.fixture
 def drainer(rabbit: Rabbit, db: Database) -> Callable[..., Result]:
     """Run a drainer command against this test's queue and database."""
     run_cli("migrate", "--db-url", db.url)
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
-        command = args[0] if args else "drain"
-        rest = list(args[1:])
+        # `rejected list`, `oversize requeue`, `lease show`: the options follow the verb.
+        words = 2 if args and args[0] in NESTED_COMMANDS else 1
+        command = list(args[:words]) if args else ["drain"]
+        rest = list(args[words:])
         base = ["--db-url", db.url]
-        if command in ("drain", "status"):
-            base += ["--amqp-url", rabbit.url, "--queue", rabbit.queue]
-        return run_cli(command, *base, *rest, env=env, timeout=timeout)
+        if " ".join(command) in BROKER_COMMANDS:
+            base += ["--amqp-url", rabbit.url]
+            if "--queue" not in rest:
+                base += ["--queue", rabbit.queue]
+        return run_cli(*command, *base, *rest, env=env, timeout=timeout)
 
     return run

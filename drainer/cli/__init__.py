@@ -19,9 +19,31 @@ __all__ = ["Exit", "build_parser", "exit_code_for", "main"]
 log = logging.getLogger("drainer.cli")
 
 
-def build_parser() -> Parser:
-    from drainer.cli import drain, events, history, migrate, status
+# Each command and the module that registers it, in the order `--help` lists them.
+_COMMANDS = {
+    "drain": "drain",
+    "migrate": "migrate",
+    "status": "status",
+    "events": "events",
+    "prune": "events",
+    "rebuild-history": "history",
+    "runs": "runs",
+    "rejected": "rejected",
+    "oversize": "oversize",
+    "peek": "peek",
+    "lease": "lease",
+    "verify": "verify",
+}
 
+
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The command line's parser. Given the arguments, only their command's module registers (a
+    run pays for one help page, not for all of them: start-up is paid every cron tick); without,
+    or when the first argument names no command (`--help`, a typo), every command does."""
+    import importlib
+
+    wanted = _COMMANDS.get(argv[0]) if argv else None
+    modules = [wanted] if wanted else list(dict.fromkeys(_COMMANDS.values()))
     parser = Parser(
         prog="vitrage-drainer",
         description="Drain Vitrage's vitrage_persistor queue into an events table: one transaction per batch,\n"
@@ -29,8 +51,8 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
-    for command in (drain, migrate, status, events, history):
-        command.register(sub)
+    for module in modules:
+        importlib.import_module(f"drainer.cli.{module}").register(sub)
     return parser
 
 
@@ -79,7 +101,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     run_id = new_run_id()
     fmt, verbose, bad_verbose = _output(argv, env)
     logs.setup(fmt, run_id, verbose=verbose)
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
         if bad_verbose is not None:

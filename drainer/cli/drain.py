@@ -63,6 +63,14 @@ def register(sub: Any) -> None:
     )
 
 
+def _outcome(failure: BaseException | None) -> tuple[int, str | None]:
+    """How a run ended, for its row in drainer_runs: the same mapping as the exit code."""
+    if failure is None:
+        return Exit.OK, None
+    code, error = exit_code_for(failure)
+    return code, error
+
+
 def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     from drainer import metrics, tty
     from drainer.drain import Progress, drain
@@ -77,7 +85,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     try:
         try:
             with tty.batch_bar(progress, settings.progress, settings.until_empty or settings.max_batches > 1) as bar:
-                drain(settings, run_id, stop, progress, bar)
+                drain(settings, run_id, stop, progress, bar, _outcome)
         except DrainerError as exc:
             code, error = exit_code_for(exc)
             message = str(exc)

@@ -17,9 +17,12 @@ from drainer.errors import (
     DatabaseLocked,
     Interrupted,
     LeaseHeldByOther,
+    NotRepublishable,
     OversizeQueueFull,
+    PublishNotConfirmed,
     QueueNotFound,
     QueueNotSupported,
+    RecordNotFound,
     SchemaConflict,
     SchemaOutdated,
 )
@@ -30,10 +33,13 @@ class Exit(IntEnum):
 
     OK = 0  # done: batches stored and acked, queue empty, or another drainer holds the lease
     SOFTWARE = 1  # a bug: unexpected exception (traceback in the JSON record)
+    FINDINGS = 1  # `verify`: the stored history is not consistent (the "1 with findings")
     USAGE = 2  # bad flags, environment or config file
-    NOINPUT = 66  # the queue does not exist on the vhost
+    DATAERR = 65  # the data refuses the operation: a rejected row that cannot be republished as it is
+    NOINPUT = 66  # the queue does not exist on the vhost, or the row named does not exist
     UNAVAILABLE = 69  # broker or database unreachable within the retry budget
-    TEMPFAIL = 75  # batch not committed (messages returned) or committed but not acked
+    TEMPFAIL = 75  # batch not committed (messages returned) or committed but not acked; a publish not
+    # confirmed; a lease held by a live drainer
     PROTOCOL = 76  # the broker refused an operation on the queue (e.g. basic.get on a stream)
     NOPERM = 77  # broker or database refused the credentials or the vhost
     CONFIG = 78  # database schema missing, behind, or changed: run migrate
@@ -44,6 +50,7 @@ MEANINGS: dict[Exit, str] = {
     Exit.OK: "done",
     Exit.SOFTWARE: "a bug: the error record carries the traceback",
     Exit.USAGE: "a bad flag, environment variable or config file",
+    Exit.DATAERR: "the data refuses the operation (e.g. a rejected row that cannot be republished as it is)",
     Exit.NOINPUT: "the queue does not exist on the vhost",
     Exit.UNAVAILABLE: "the broker or the database did not answer within --retry-seconds",
     Exit.TEMPFAIL: "a batch was not committed (its messages are back in the queue), or not acked after its commit",
@@ -56,6 +63,9 @@ MEANINGS: dict[Exit, str] = {
 _CODES: tuple[tuple[type[BaseException], Exit, str], ...] = (
     (ConfigError, Exit.USAGE, "config_error"),
     (QueueNotFound, Exit.NOINPUT, "queue_not_found"),
+    (RecordNotFound, Exit.NOINPUT, "not_found"),
+    (NotRepublishable, Exit.DATAERR, "not_republishable"),
+    (PublishNotConfirmed, Exit.TEMPFAIL, "publish_not_confirmed"),
     (QueueNotSupported, Exit.PROTOCOL, "queue_not_supported"),
     (BrokerRefused, Exit.PROTOCOL, "broker_refused"),
     (BrokerCertificateRefused, Exit.NOPERM, "broker_certificate_refused"),

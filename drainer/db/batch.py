@@ -189,7 +189,7 @@ def _reused(hooks: BatchHooks, event: Event, stored_id: int) -> Rejection:
 
 # What a redelivery repeats exactly. Not collector_timestamp: without a date in the message it is
 # the time of the drain, which differs on every delivery.
-_CONTENT = ("payload", "event_type", "publisher_id", "priority")
+CONTENT = ("payload", "event_type", "publisher_id", "priority")
 
 
 def _new_events(store: Store, conn: Connection, events: Sequence[Event]) -> tuple[list[Event], list[tuple[Event, int]]]:
@@ -205,14 +205,14 @@ def _new_events(store: Store, conn: Connection, events: Sequence[Event]) -> tupl
     stored: dict[str, Any] = {}
     for start in range(0, len(events), _LOOKUP_CHUNK):
         keys = [e.message_id for e in events[start : start + _LOOKUP_CHUNK]]
-        query = select(t.c.message_id, t.c.id, *(t.c[name] for name in _CONTENT)).where(t.c.message_id.in_(keys))
+        query = select(t.c.message_id, t.c.id, *(t.c[name] for name in CONTENT)).where(t.c.message_id.in_(keys))
         stored.update({row.message_id: row for row in conn.execute(query)})
     fresh, reused = [], []
     for event in events:
         row = stored.get(event.message_id)
         if row is None:
             fresh.append(event)
-        elif any(getattr(row, name) != getattr(event, name) for name in _CONTENT):
+        elif any(getattr(row, name) != getattr(event, name) for name in CONTENT):
             reused.append((event, int(row.id)))
     return fresh, reused
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from drainer.db.engine import Store, describe, error_number, is_lock_wait, step
 from drainer.errors import LeaseLost
@@ -105,7 +105,9 @@ def _try_take(store: Store, name: str, holder: str, ttl_s: float, dead: str | No
         ).rowcount
         if taken == 1:
             return None
-        row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).one()
+        row = conn.execute(select(t.c.holder, t.c.expires_at).where(t.c.name == name)).first()
+        if row is None:  # `lease release` removed the row meanwhile: the next run takes it
+            return LeaseHolder("(lease row removed by lease release meanwhile)", None)
         return LeaseHolder(row.holder, row.expires_at)
 
 
@@ -184,3 +186,44 @@ def holder_of(store: Store, name: str) -> LeaseHolder | None:
         return LeaseHolder(row.holder, row.expires_at) if row else None
 
     return step(store, "reading the lease", read)
+
+
+def rows(store: Store) -> list[dict[str, Any]]:
+    """Every lease row, by name, with the database's clock as `now`."""
+    from sqlalchemy import select
+
+    t = store.t.leases
+
+    def read() -> list[dict[str, Any]]:
+        with store.engine.connect() as conn:
+            now = store.now(conn)
+            found = conn.execute(select(t).order_by(t.c.name)).mappings().all()
+        return [{**{k: _name(v) for k, v in r.items()}, "now": now} for r in found]
+
+    return step(store, "reading the leases", read)
+
+
+def _name(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def delete(store: Store, name: str, force: bool, dead_holder: str | None) -> bool:
+    """Remove a queue's lease row when it is free, expired or held by `dead_holder` (any holder
+    with `force`); True when removed. Waits (bounded by the lock wait timeout, then retried within
+    the budget) for a batch that holds the row locked to end. Raises DatabaseAccessDenied (an
+    account without DELETE), DatabaseLocked, DatabaseUnavailable."""
+    from sqlalchemy import delete as delete_
+
+    t = store.t.leases
+
+    def attempt() -> bool:
+        with store.writer.begin() as conn:
+            condition = t.c.name == name
+            if not force:
+                free = t.c.holder.is_(None) | (t.c.expires_at <= store.now(conn))
+                if dead_holder is not None:
+                    free = free | (t.c.holder == dead_holder)
+                condition = condition & free
+            return bool(conn.execute(delete_(t).where(condition)).rowcount)
+
+    return step(store, "releasing the lease", attempt)

@@ -1,4 +1,5 @@
-"""Maintenance writes: `prune` deletes old events in short transactions."""
+"""Maintenance writes: `prune` deletes old events in short transactions (and counts, in the same
+transaction, which run of the ledger each deleted row belonged to)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from drainer.db import runs
 from drainer.db.engine import Store, step
 
 
@@ -79,6 +81,7 @@ def prune(
                 conn.execute(delete(t).where(t.c.id.in_([r.id for r in rows])))
                 # An event's history outcome goes with it (the history rows themselves stay).
                 conn.execute(delete(outcomes).where(outcomes.c.message_id.in_([r.message_id for r in rows])))
+                runs.count_pruned(store, conn, [r.id for r in rows])
         return len(rows)
 
     while deleted := step(store, "pruning events", delete_chunk):

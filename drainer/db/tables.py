@@ -12,6 +12,7 @@ EVENTS = "drainer_events"
 REJECTED = "drainer_rejected_messages"
 LEASES = "drainer_leases"
 MIGRATIONS = "drainer_schema_migrations"
+RUNS = "drainer_runs"
 HISTORY_OUTCOMES = "drainer_history_outcomes"  # what --history vitrage applied to Vitrage's tables
 
 # Names an earlier release (0.1) gave its tables, and what they are called now. `events` and
@@ -20,6 +21,9 @@ HISTORY_OUTCOMES = "drainer_history_outcomes"  # what --history vitrage applied 
 LEGACY_NAMES = {"events": EVENTS, "rejected_messages": REJECTED}
 LEGACY_MIGRATIONS = "schema_migrations"
 LEGACY_MIGRATION_FILES = frozenset({"001_events.sql"})
+
+# The ledger's counters, in the order of a run's summary record.
+RUN_COUNTERS = ("batches", "fetched", "stored", "duplicates", "rejected", "oversize", "pruned")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Tables:
     rejected: Table
     leases: Table
     migrations: Table
+    runs: Table
 
 
 def build() -> Tables:
@@ -81,6 +86,9 @@ def build() -> Tables:
             Column("body", LargeBinary()),
             Column("body_size", BigInteger()),
             Column("body_sha256", String(64), nullable=False),
+            Column("republished_at", DateTime()),
+            Column("republished_to", String(255)),
+            Column("republished_sha256", String(64)),
         ),
         leases=Table(
             LEASES,
@@ -98,9 +106,27 @@ def build() -> Tables:
             Column("checksum", String(64), nullable=False),
             Column("applied_at", DateTime(), nullable=False),
         ),
+        runs=Table(
+            RUNS,
+            md,
+            Column("id", big, primary_key=True, autoincrement=True),
+            Column("run_id", String(64), nullable=False),
+            Column("holder", String(255), nullable=False),
+            Column("queue", String(255), nullable=False),
+            Column("started_at", DateTime(), nullable=False),
+            Column("ended_at", DateTime()),
+            Column("exit_code", Integer()),
+            Column("error", String(64)),
+            Column("lease_holder", String(255)),
+            *(Column(name, BigInteger(), nullable=False, default=0) for name in RUN_COUNTERS),
+            Column("first_id", BigInteger()),
+            Column("last_id", BigInteger()),
+            Column("first_commit_at", DateTime()),
+            Column("last_commit_at", DateTime()),
+        ),
     )
 
 
 def written_by_drain(t: Tables) -> list[Table]:
     """The tables a drain writes, whose every column must exist before it fetches anything."""
-    return [t.events, t.rejected, t.leases]
+    return [t.events, t.rejected, t.leases, t.runs]

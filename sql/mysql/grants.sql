@@ -5,7 +5,9 @@
 -- Placeholders, replaced with sed before an administrator applies the file; it contains no password:
 --   @@DRAIN_PASSWORD@@   'vitrage_drainer'@'%'        drain: stores batches, takes the queue lease
 --   @@READER_PASSWORD@@  'vitrage_drainer_ro'@'%'     read only: status, events, dashboards
---   @@OWNER_PASSWORD@@   'vitrage_drainer_owner'@'%'  schema owner: migrate and prune
+--   @@OWNER_PASSWORD@@   'vitrage_drainer_owner'@'%'  schema owner: migrate, prune, and the operator's
+--                                                    repairs: rejected republish, oversize requeue,
+--                                                    lease release
 --   `vitrage`            the database; always written with backquotes, so that
 --                        sed 's/`vitrage`/`vitrage_events`/g' renames it everywhere.
 --   '%'                  the client host; narrow it (e.g. '10.0.0.%') if you can.
@@ -41,7 +43,8 @@ ALTER USER 'vitrage_drainer_ro'@'%' IDENTIFIED BY '@@READER_PASSWORD@@';
 CREATE USER IF NOT EXISTS 'vitrage_drainer_owner'@'%' IDENTIFIED BY '@@OWNER_PASSWORD@@';
 ALTER USER 'vitrage_drainer_owner'@'%' IDENTIFIED BY '@@OWNER_PASSWORD@@';
 
--- Schema owner: creates and alters tables (migrate) and deletes old rows (prune).
+-- Schema owner: creates and alters tables (migrate), deletes old rows (prune), marks rejected rows
+-- republished (rejected republish, oversize requeue) and deletes lease rows (lease release).
 GRANT ALL PRIVILEGES ON `vitrage`.* TO 'vitrage_drainer_owner'@'%';
 
 -- PART 2: table grants; run `vitrage-drainer migrate` before this part (see step 2 above).
@@ -52,6 +55,9 @@ GRANT SELECT, INSERT ON `vitrage`.`drainer_events` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT ON `vitrage`.`drainer_rejected_messages` TO 'vitrage_drainer'@'%';
 GRANT SELECT ON `vitrage`.`drainer_schema_migrations` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_leases` TO 'vitrage_drainer'@'%';
+-- The run ledger: a drain inserts its row and updates it with every batch (UPDATE needs SELECT
+-- for its WHERE). `peek` uses this account too: it takes the queue's lease while it holds messages.
+GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_runs` TO 'vitrage_drainer'@'%';
 GRANT SELECT, INSERT, UPDATE ON `vitrage`.`drainer_history_outcomes` TO 'vitrage_drainer'@'%';
 
 -- Read only.
@@ -59,6 +65,7 @@ GRANT SELECT ON `vitrage`.`drainer_events` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_rejected_messages` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_schema_migrations` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_leases` TO 'vitrage_drainer_ro'@'%';
+GRANT SELECT ON `vitrage`.`drainer_runs` TO 'vitrage_drainer_ro'@'%';
 GRANT SELECT ON `vitrage`.`drainer_history_outcomes` TO 'vitrage_drainer_ro'@'%';
 
 -- PART 3: only with `--history vitrage`: Vitrage's alarm-history tables, written as its persistor

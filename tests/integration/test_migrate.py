@@ -15,6 +15,12 @@ from tests.conftest import ROOT, run_cli
 pytestmark = pytest.mark.integration
 
 
+def files(kind: str) -> list[str]:
+    from drainer import schema
+
+    return [m.name for m in schema.migrations(kind)]
+
+
 def test_migrate_creates_the_tables_and_is_idempotent(db):
     first = run_cli("migrate", "--db-url", db.url)
     assert first.code == 0, first.stderr

@@ -23,6 +23,11 @@ RECORD = re.compile(
     rf"^{STAMP} (INFO|WARNING|ERROR|DEBUG) +(?P<logger>[\w.]+) \[(?P<run>[0-9a-f]{{12}})\] (?P<msg>.+)$"
 )
 
+PRUNE_USAGE = (
+    "usage: vitrage-drainer prune (--before-id ID | --older-than AGE | --history-older-than AGE | "
+    "--runs-older-than AGE) [options]"
+)
+
 
 def records(lines: list[str]) -> list[re.Match[str]]:
     return [m for line in lines if (m := RECORD.match(line))]
@@ -102,7 +107,7 @@ def test_json_records_at_a_terminal_are_whole_lines_too(rabbit, sqlite_db):
         pytest.param(
             ["prune", "--older-than", "-1d"],
             {},
-            "usage: vitrage-drainer prune (--before-id ID | --older-than AGE | --history-older-than AGE) [options]",
+            PRUNE_USAGE,
             "vitrage-drainer prune: error: argument --older-than: age '-1d' must be a positive number and a "
             "unit: s, m, h, d or w (e.g. 30d or 12h)",
             id="negative-age",
@@ -110,7 +115,7 @@ def test_json_records_at_a_terminal_are_whole_lines_too(rabbit, sqlite_db):
         pytest.param(
             ["prune", "--older-than", "0d"],
             {},
-            "usage: vitrage-drainer prune (--before-id ID | --older-than AGE | --history-older-than AGE) [options]",
+            PRUNE_USAGE,
             "vitrage-drainer prune: error: argument --older-than: age '0d' must be greater than zero",
             id="zero-age",
         ),
@@ -158,13 +163,10 @@ def test_until_empty_with_max_batches_is_refused_and_takes_nothing(rabbit, sqlit
 
 
 def test_prune_help_at_a_terminal_shows_units_defaults_examples_and_exit_codes():
-    screen = run_in_terminal("prune", "--help", columns=120)
+    screen = run_in_terminal("prune", "--help", columns=140)
     text = " ".join(" ".join(screen.lines).split())
     assert screen.code == 0
-    assert (
-        screen.lines[0]
-        == "usage: vitrage-drainer prune (--before-id ID | --older-than AGE | --history-older-than AGE) [options]"
-    )
+    assert screen.lines[0] == PRUNE_USAGE
     assert "a number and a unit, s, m, h, d or w (30d, 12h)" in text
     assert "--db-url URL SQLAlchemy URL" in text and "(env DRAINER_DB_URL; default none, required)" in text
     assert "vitrage-drainer prune --older-than 30d --dry-run" in text

@@ -13,6 +13,8 @@ Figures (runs alternate A B A B and medians are reported: these machines are noi
 6. Galera (when the test cluster is up, `python -m tests.cluster.clusters up galera`): throughput
    through a Galera node vs the single MariaDB, and the lease's cost there (taking and releasing it
    once per run; fencing each batch transaction), each against the same step without it.
+7. the run ledger: the drain as it is vs the same drain with the ledger's per-batch UPDATE stubbed
+   out (a child process that replaces drainer.db.runs.record_batch), at batch 1000 and batch 10.
 
 Services come from DRAINER_TEST_AMQP_URL and DRAINER_TEST_MYSQL_URL (the tests' local defaults).
 Each run creates its own database and queues and removes them at the end. Peak RSS needs GNU time
@@ -46,6 +48,14 @@ BARE_IMPORTS = "import sqlalchemy, pika, pymysql, tenacity, pythonjsonlogger"
 MEMORY_FIXTURE = "driver_inst_snapshot_dynamic.json"
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 THROUGHPUT_BATCH = 1000
+DRAINER = (sys.executable, "-m", "drainer")
+# The reference of figure 6: the same command line, the ledger's in-transaction update a no-op.
+NO_LEDGER = (
+    sys.executable,
+    "-c",
+    "import sys, drainer.db.runs as r; r.record_batch = lambda *a, **k: None; "
+    "from drainer.cli import main; sys.exit(main())",
+)
 
 # The issue's targets, as ratios from one run on this machine.
 TARGET_THROUGHPUT = 0.85  # drainer / raw basic_get loop (raw time / drainer time), at least
@@ -69,6 +79,9 @@ class Plan:
     memory_reps: int = 3
     scaling: tuple[tuple[int, int], ...] = ((1, 1_000), (10, 2_000), (100, 20_000), (1_000, 20_000), (10_000, 20_000))
     scaling_reps: int = 3
+    ledger: tuple[tuple[int, int], ...] = ((1_000, 20_000), (10, 5_000))
+    ledger_reps: int = 3
+    ledger_batches: int = 100  # in-process write_batch pairs (with, without the ledger hook)
     galera_messages: int = 20_000
     galera_reps: int = 3
     lease_cycles: int = 30  # acquire + release, and fenced vs unfenced batches, per database
@@ -84,6 +97,9 @@ class Plan:
             memory_reps=1,
             scaling=((1, 100), (10, 300), (100, 2_000), (1_000, 2_000), (10_000, 2_000)),
             scaling_reps=1,
+            ledger=((1_000, 4_000), (10, 1_000)),
+            ledger_reps=3,
+            ledger_batches=30,
             galera_messages=2_000,
             galera_reps=1,
             lease_cycles=5,
@@ -291,10 +307,16 @@ def summary_record(stderr: bytes) -> dict[str, Any]:
 
 
 def run_drainer(
-    s: Services, batch_size: int, *, expect: int, until_empty: bool = True, db_url: str | None = None
+    s: Services,
+    batch_size: int,
+    *,
+    expect: int,
+    until_empty: bool = True,
+    db_url: str | None = None,
+    command: Sequence[str] = DRAINER,
 ) -> ProcessRun:
     """`python -m drainer drain ...` as a subprocess; checks that it stored exactly `expect` events."""
-    argv = [sys.executable, "-m", "drainer", "drain", "--db-url", db_url or s.db_url, "--amqp-url", AMQP_URL]
+    argv = [*command, "drain", "--db-url", db_url or s.db_url, "--amqp-url", AMQP_URL]
     argv += ["--queue", s.queue, "--batch-size", str(batch_size), "--max-seconds", "3600"]
     argv += ["--until-empty"] if until_empty else ["--max-batches", "1"]
     seconds, rss, code, stderr = timed_process(argv)
@@ -754,6 +776,91 @@ def figure_galera(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]]) -
     }
 
 
+def figure_ledger(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Figure 7: what the run ledger's UPDATE inside each batch transaction costs, alternated."""
+    rows = []
+    for size, count in plan.ledger:
+        timed: dict[str, list[ProcessRun]] = {"with": [], "without": []}
+
+        def step(into: list[ProcessRun], command: Sequence[str], size: int, count: int) -> Callable[[], None]:
+            def run() -> None:
+                s.empty_tables("drainer_events", "drainer_rejected_messages")
+                s.publish(envelopes(payloads, count))
+                into.append(run_drainer(s, size, expect=count, command=command))
+
+            return run
+
+        alternate(
+            plan.ledger_reps,
+            step(timed["with"], DRAINER, size, count),
+            step(timed["without"], NO_LEDGER, size, count),
+        )
+        with_s, without_s = median_seconds(timed["with"]), median_seconds(timed["without"])
+        batches = -(-count // size)
+        rows.append(
+            {
+                "batch_size": size,
+                "messages": count,
+                "batches": batches,
+                "with_ledger_s": round(with_s, 3),
+                "without_ledger_s": round(without_s, 3),
+                "with_msgs_per_s": round(count / with_s),
+                "without_msgs_per_s": round(count / without_s),
+                "throughput_ratio": round(without_s / with_s, 3),
+                "ms_per_batch": round(1000 * (with_s - without_s) / batches, 3),
+            }
+        )
+    return {"rows": rows, "in_process": ledger_in_process(s, plan, payloads)}
+
+
+def ledger_in_process(s: Services, plan: Plan, payloads: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ledger's cost where it is paid: one batch transaction of 1,000 events (db.batch.write_batch
+    with the lease fence) with and without the ledger's UPDATE, alternated, medians in ms."""
+    from drainer.config import Settings
+    from drainer.db import lease as leases
+    from drainer.db import runs
+    from drainer.db.batch import BatchHooks, write_batch
+    from drainer.db.engine import Store
+    from drainer.envelope import decode
+    from drainer.model import Delivery, Event, utcnow
+
+    store = Store.open(s.db_url, Settings(db_url=s.db_url))
+    try:
+        runs.start(store, "bench-ledger", "bench", "bench.info")
+        lease = leases.Lease("bench.info", "bench:0:bench:0", 600)
+        assert leases.acquire(store, lease.name, lease.holder, lease.ttl_s) is None
+
+        def record(conn: Any, written: Any) -> None:
+            result = written.result
+            counts = runs.BatchCounts(1000, result.stored, 0, 0, 0, result.first_id, result.last_id)
+            runs.record_batch(store, conn, "bench-ledger", counts)
+
+        timings: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(plan.ledger_batches):
+            for which, hooks in (("with", BatchHooks(in_transaction=record)), ("without", BatchHooks())):
+                now = utcnow()
+                batch = [
+                    e
+                    for e in (decode(Delivery(0, b, "", "q", False, {}), now) for b in envelopes(payloads, 1000))
+                    if isinstance(e, Event)
+                ]
+                start = time.perf_counter()
+                write_batch(store, "bench.info", batch, [], lease, hooks)
+                timings[which].append(time.perf_counter() - start)
+        leases.release(store, lease)
+    finally:
+        store.dispose()
+    with_ms, without_ms = 1000 * median(timings["with"]), 1000 * median(timings["without"])
+    return {
+        "batch_size": 1000,
+        "pairs": plan.ledger_batches,
+        "with_ms": round(with_ms, 2),
+        "without_ms": round(without_ms, 2),
+        "ledger_ms": round(with_ms - without_ms, 2),
+        "ratio": round(with_ms / without_ms, 3),
+    }
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -856,6 +963,25 @@ def _galera_lines(g: dict[str, Any]) -> list[str]:
     ]
 
 
+def _ledger_table(ledger: dict[str, Any]) -> list[str]:
+    lines = [
+        "7 run ledger (drain as it is vs the ledger's per-batch UPDATE stubbed out, alternated)",
+        f"{'batch size':>10}{'messages':>10}{'with msg/s':>12}{'without msg/s':>15}{'ratio':>8}{'ms/batch':>10}",
+    ]
+    for r in ledger["rows"]:
+        lines.append(
+            f"{r['batch_size']:>10,}{r['messages']:>10,}{r['with_msgs_per_s']:>12,}{r['without_msgs_per_s']:>15,}"
+            f"{r['throughput_ratio']:>8.3f}{r['ms_per_batch']:>10.3f}"
+        )
+    p = ledger["in_process"]
+    lines.append(
+        f"in-process, one batch transaction of {p['batch_size']:,} events ({p['pairs']} alternated pairs, medians): "
+        f"{p['with_ms']:.2f} ms with the ledger, {p['without_ms']:.2f} ms without: {p['ledger_ms']:+.2f} ms "
+        f"({p['ratio']:.3f}x)"
+    )
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     head = [
@@ -866,9 +992,10 @@ def render(report: dict[str, Any]) -> str:
         f"{THROUGHPUT_BATCH:,} --until-empty",
         "",
     ]
-    return "\n".join(
-        [*head, *_figures_table(report), "", *_scaling_table(report["scaling"]), "", *_galera_lines(report["galera"])]
-    )
+    tables = [*_figures_table(report), "", *_scaling_table(report["scaling"]), "", *_galera_lines(report["galera"])]
+    if "ledger" in report:
+        tables += ["", *_ledger_table(report["ledger"])]
+    return "\n".join([*head, *tables])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -908,6 +1035,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["scaling"] = figure_scaling(s, plan, payloads, report["startup"]["empty_run_median_s"])
         say("6 Galera: through a cluster node vs the single MariaDB; the lease's cost")
         report["galera"] = figure_galera(s, plan, payloads)
+        say("7 run ledger: with and without its per-batch update")
+        report["ledger"] = figure_ledger(s, plan, payloads)
     report["wall_s"] = round(time.monotonic() - began, 1)
     if args.json:
         say(render(report))

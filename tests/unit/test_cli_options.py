@@ -12,7 +12,24 @@ from drainer.cli.options import OPTIONS
 from drainer.config import Settings, parse_env_bool, resolve
 from drainer.errors import ConfigError
 
-COMMANDS = ["drain", "migrate", "status", "events", "prune", "rebuild-history"]
+COMMANDS = [
+    "drain",
+    "migrate",
+    "status",
+    "events",
+    "prune",
+    "rebuild-history",
+    "runs",
+    "verify",
+    "peek",
+    "rejected list",
+    "rejected show",
+    "rejected republish",
+    "oversize list",
+    "oversize requeue",
+    "lease show",
+    "lease release",
+]
 BROKER_ONLY = {"--amqp-url", "--amqp-url-file", "--topic", "--queue", "--heartbeat"}
 DRAIN_ONLY = {
     "--batch-size",
@@ -29,7 +46,7 @@ DRAIN_ONLY = {
 
 
 def help_of(command: str, capsys: pytest.CaptureFixture[str]) -> str:
-    assert main([command, "--help"], {}) == 0
+    assert main([*command.split(), "--help"], {}) == 0
     return capsys.readouterr().out
 
 
@@ -45,6 +62,12 @@ def flags_in(text: str) -> set[str]:
         ("prune", BROKER_ONLY | DRAIN_ONLY),
         ("status", DRAIN_ONLY | {"--heartbeat", "--lock-wait-timeout"}),
         ("rebuild-history", DRAIN_ONLY | {"--amqp-url", "--amqp-url-file", "--heartbeat"}),
+        ("runs", BROKER_ONLY - {"--topic", "--queue"} | DRAIN_ONLY),
+        ("verify", BROKER_ONLY | DRAIN_ONLY),
+        ("rejected list", BROKER_ONLY | DRAIN_ONLY),
+        ("rejected republish", DRAIN_ONLY | {"--topic", "--heartbeat"}),
+        ("lease release", BROKER_ONLY | DRAIN_ONLY),
+        ("peek", DRAIN_ONLY - {"--max-message-bytes", "--oversize-queue"}),
         ("drain", set()),
     ],
 )

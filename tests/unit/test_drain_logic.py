@@ -152,10 +152,12 @@ def test_max_message_bytes_is_capped_to_fit_the_packet(max_packet: int) -> None:
 
 
 def test_exit_codes_are_the_sysexits_values() -> None:
+    assert Exit.FINDINGS is Exit.SOFTWARE  # verify's "1 with findings" is an alias, not a new value
     assert {e.name: int(e) for e in Exit} == {
         "OK": 0,
         "SOFTWARE": 1,
         "USAGE": 2,
+        "DATAERR": 65,
         "NOINPUT": 66,
         "UNAVAILABLE": 69,
         "TEMPFAIL": 75,

@@ -352,6 +352,21 @@ def test_the_same_bad_body_with_two_message_ids_is_kept_twice_and_a_redelivery_o
     assert one.dedupe_key == again.dedupe_key != other.dedupe_key
 
 
+def test_a_republished_message_rejected_again_is_a_new_row_not_a_duplicate_of_its_origin() -> None:
+    original = decoded_rejection(b"still not json", message_id="amqp-1")
+    header = {envelope.REJECTED_ROW_HEADER: 12}
+    again = decoded_rejection(b"still not json", message_id="amqp-1", headers=header)
+    redelivered = decoded_rejection(b"still not json", message_id="amqp-1", headers=dict(header))
+    from_another_row = decoded_rejection(
+        b"still not json", message_id="amqp-1", headers={envelope.REJECTED_ROW_HEADER: 13}
+    )
+
+    assert again.dedupe_key != original.dedupe_key
+    assert again.dedupe_key == redelivered.dedupe_key != from_another_row.dedupe_key
+    # Without the header, nothing changes: rows stored before keep deduplicating their redeliveries.
+    assert decoded_rejection(b"x", headers={"other": 1}).dedupe_key == sha256_key(b"x")
+
+
 def test_an_oversize_record_does_not_shadow_the_same_bytes_rejected_later() -> None:
     delivery = Delivery(1, b"\xff" * 10, "", "q", False, {})
     parked = envelope.rejection(delivery, "oversize", NOW, keep_body=False)
