@@ -202,15 +202,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        if True:\n            self._interruptible = False\n            raise StopNow",
         f"{GUARDS}::test_sigterm_while_the_commit_is_held_exits_0_with_everything_acked",
     ),
-    one(
-        "nothing-returned-on-failure",
-        "a batch that was not committed is not nacked back to the queue",
-        ACK_AFTER_COMMIT,
-        "drainer/drain.py",
-        "    def _return(self, deliveries: list[Delivery]) -> None:\n        self.broker.return_unacked()\n",
-        "    def _return(self, deliveries: list[Delivery]) -> None:\n",
-        f"{GUARDS}::test_a_run_whose_lease_was_taken_exits_75_and_returns_its_batch",
-    ),
     # -- stored once: dedupe keys --------------------------------------------------------------------
     one(
         "oslo-message-id-ignored",
@@ -302,9 +293,17 @@ MUTATIONS: tuple[Mutation, ...] = (
             (1406, "data too long"),
             (1292, "incorrect datetime"),
             (1264, "out of range"),
-            (1153, "packet larger than max_allowed_packet"),
             (4025, "CHECK constraint failed (MariaDB JSON_VALID)"),
         )
+    ),
+    one(
+        "row-outgrowing-the-packet-blocks-the-queue",
+        "a payload that outgrows max_allowed_packet as stored JSON goes into the INSERT (1153, connection dropped)",
+        KEPT,
+        "drainer/drain.py",
+        "if isinstance(item, Event) and _outgrows(item.payload, max_bytes):",
+        "if False:",
+        f"{GUARDS}::test_a_row_the_database_refuses_is_set_aside_byte_exact[1153]",
     ),
     one(
         "refused-sqlite-row-blocks-the-queue",
@@ -341,6 +340,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         "drainer/broker.py",
         "            with _deadline(self._settings.socket_timeout):\n                self._publish_parked(",
         "            if True:\n                self._publish_parked(",
+        f"{GUARDS}::test_an_oversize_copy_never_confirmed_exits_75_in_bounded_time",
+    ),
+    one(
+        "unbounded-broker-close",
+        "closing a connection whose broker stopped answering waits for its reply",
+        BOUNDED,
+        "drainer/broker.py",
+        "            with _deadline(self._settings.connect_timeout):\n                if self._connection.is_open:",
+        "            if True:\n                if self._connection.is_open:",
         f"{GUARDS}::test_an_oversize_copy_never_confirmed_exits_75_in_bounded_time",
     ),
     one(
