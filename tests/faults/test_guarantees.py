@@ -206,7 +206,7 @@ def test_a_retry_that_succeeds_stores_the_batch_in_queue_order(rabbit, migrated)
     with table_locked(db.url):
         run = LiveRun(*drain_args(rabbit, db, "--lock-wait-timeout", "1", "--retry-seconds", "30"))
         try:
-            wait_for(lambda: run.saw("retry"), 30, "the first retry")
+            wait_for(lambda: run.saw("retry") or run.proc.poll() is not None, 30, "the first retry")
         except BaseException:
             run.proc.kill()
             raise

@@ -6,6 +6,7 @@ that must notice. A script, like the benchmark, not a test:
     python -m tests.mutation.check --verify     # only check that every snippet and test still exists
     python -m tests.mutation.check --only NAME  # one mutation (repeatable)
     python -m tests.mutation.check --markdown   # the result as the README's table
+    python -m tests.mutation.check --json > run.json; python -m tests.mutation.check --render run.json
 
 Why not mutmut or cosmic-ray: most tests that guard an invariant run the drainer as operators do,
 as a `python -m drainer` child process against the real RabbitMQ and MariaDB. mutmut 3 decides which
@@ -310,6 +311,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the tests")
     parser.add_argument("--json", action="store_true", help="the outcomes as JSON on stdout")
     parser.add_argument("--markdown", action="store_true", help="the outcomes as a Markdown table on stdout")
+    parser.add_argument("--render", metavar="JSON", help="print the Markdown table of a saved --json run, run nothing")
     return parser.parse_args(argv)
 
 
@@ -321,6 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"no such mutation: {', '.join(unknown)}")
         return 2
     chosen = [by_name[n] for n in args.only] if args.only else list(MUTATIONS)
+    if args.render:
+        saved = [Outcome(**o) for o in json.loads(Path(args.render).read_text(encoding="utf-8"))]
+        print(markdown([o for o in saved if o.name in by_name], by_name))
+        return 0
     if args.list:
         for m in chosen:
             print(f"{m.name}: {m.what}\n  guarantee: {m.guarantee}")
