@@ -88,7 +88,7 @@ def test_a_write_that_outlasts_its_lease_is_not_committed(store, db):
     lease = Lease("q.info", "me:2:y:1", 1.0)
     assert leases.acquire(store, lease.name, lease.holder, lease.ttl_s) is None
 
-    def slow_database(conn, stored, result) -> None:
+    def slow_database(conn, written) -> None:
         # This attempt's first fence extended the lease by 1 s; the database then takes longer.
         lapsed = store.now(conn) + timedelta(seconds=1.2)
         wait_for(lambda: store.clock() > lapsed, 10, "the lease to lapse during the write")
@@ -107,7 +107,7 @@ def test_the_lease_row_stays_locked_while_a_batch_is_written(store, db):
     contender = Store.open(db.url, Settings(db_url=db.url, retry_seconds=1, lock_wait_timeout=1))
     answers = []
 
-    def second_drainer(conn, stored, result) -> None:
+    def second_drainer(conn, written) -> None:
         wait_for(lambda: store.clock() > taken + timedelta(seconds=3.3), 10, "the committed lease to lapse")
         answers.append(leases.acquire(contender, lease.name, "other:3:z:1", 60))
 
