@@ -24,6 +24,8 @@ SECRETS = "5 secrets never printed"
 EXITS = "exit codes"
 SCHEMA = "schema checked before draining"
 OPERATIONS = "operations"
+HISTORY = "2 alarm history applied once, with the batch"
+HISTORY_TESTS = "tests/integration/test_history.py"
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,24 @@ MUTATIONS: tuple[Mutation, ...] = (
         'hashlib.sha256(f"{message_id}\\0".encode() + delivery.body).hexdigest() if _usable_key(message_id)',
         "digest if False",
         f"{ENVELOPE}::test_the_same_bad_body_with_two_message_ids_is_kept_twice_and_a_redelivery_once",
+    ),
+    one(
+        "history-redelivery-applied-again",
+        "a redelivered alarm-history notification is applied to Vitrage's tables again",
+        HISTORY,
+        "drainer/drain.py",
+        "if (e.message_id in written.stored_keys or e.message_id in retry_keys)",
+        "if True",
+        f"{HISTORY_TESTS}::test_a_redelivered_notification_is_never_applied_twice",
+    ),
+    one(
+        "history-not-in-the-batch",
+        "the batch transaction commits without applying its alarm history",
+        HISTORY,
+        "drainer/db/batch.py",
+        "hooks.in_transaction(conn, Written(events, keys, result, frozenset(refused_keys)))",
+        "pass",
+        f"{HISTORY_TESTS}::test_alarm_history_is_applied_in_the_batch_and_raw_rows_are_kept",
     ),
     # -- bad messages kept byte-exact, never blocking the queue --------------------------------------
     one(
