@@ -44,6 +44,7 @@ def test_until_empty_drains_everything_in_queue_order(rabbit, db, drainer):
     assert result.summary["batches"] == 3 and result.summary["stored"] == 250
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # the deadline is not about the database
 def test_max_seconds_stops_a_long_drain_with_everything_fetched_acked_and_the_rest_queued(rabbit, db, drainer):
     ids = [str(uuid.uuid4()) for _ in range(2000)]
     rabbit.publish([oslo_v2({"id": i}, message_id=m) for i, m in enumerate(ids)])
@@ -232,7 +233,7 @@ def test_schema_behind_exits_78_and_keeps_every_message(rabbit, db, drainer):
     rabbit.publish([oslo_v2({"id": i}) for i in range(3)])
     result = drainer("drain")
     assert result.code == 78 and result.summary["error"] == "schema_outdated", result.stderr
-    assert "001_drainer_tables.sql not applied" in result.summary["detail"]
+    assert "001_drainer_tables.sql" in result.summary["detail"] and "not applied" in result.summary["detail"]
     assert result.summary["fetched"] == 0 and rabbit.depth() == 3 and events(db) == []
 
 

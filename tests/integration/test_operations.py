@@ -365,5 +365,5 @@ def test_status_without_json_lists_every_figure(rabbit, db, drainer):
     shown = dict(line.split(None, 1) for line in result.stdout.splitlines())
     assert shown["queue"] == rabbit.queue and shown["queue_depth"] == "2" and shown["consumers"] == "0"
     assert shown["events"] == "3" and shown["last_event_id"] == "3" and shown["rejected"] == "0"
-    assert shown["schema_version"] == "001_drainer_tables.sql" and shown["lease_holder"] == "-"
+    assert shown["schema_version"] == migrations(db.kind)[-1].name and shown["lease_holder"] == "-"
     assert shown["exit_code"] == "0"
