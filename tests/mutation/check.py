@@ -1,7 +1,7 @@
 """The mutation check: break each line that carries a guarantee, one at a time, and run the tests
 that must notice. A script, like the benchmark, not a test:
 
-    python -m tests.mutation.check              # every mutation on the list (about 15 minutes)
+    python -m tests.mutation.check              # every mutation on the list (about 20 minutes)
     python -m tests.mutation.check --list       # the list: name, guarantee, file, killing tests
     python -m tests.mutation.check --verify     # only check that every snippet and test still exists
     python -m tests.mutation.check --only NAME  # one mutation (repeatable)
