@@ -50,7 +50,7 @@ def require_module(name: str) -> Any:
     except ImportError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"test dependency {name!r} is missing and CI is set: add it to the test extra ({exc})")
-        pytest.skip(f"{name} is not installed")
+        pytest.skip(f"{name} is not installed", allow_module_level=True)
 
 
 def fixture_payloads() -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from drainer.db.batch import BatchHooks, write_batch
 from drainer.db.engine import Store
 from drainer.db.lease import Lease
 from drainer.envelope import rejection
-from drainer.errors import BatchNotCommitted, LeaseLost
+from drainer.errors import BatchNotCommitted, DatabaseLocked, LeaseLost
 from drainer.model import Delivery, Event
 from tests.conftest import wait_for
 
@@ -111,13 +111,16 @@ def test_the_lease_row_stays_locked_while_a_batch_is_written(store, db):
 
     def second_drainer(conn, written) -> None:
         wait_for(lambda: store.clock() > taken + timedelta(seconds=3.3), 10, "the committed lease to lapse")
-        answers.append(leases.acquire(contender, lease.name, "other:3:z:1", 60))
+        try:
+            answers.append(leases.acquire(contender, lease.name, "other:3:z:1", 60))
+        except DatabaseLocked as exc:  # it waited for the row within its budget, and gave up
+            answers.append(exc)
 
     try:
         result = write_batch(store, "q.info", [event("a")], [], lease, BatchHooks(in_transaction=second_drainer))
     finally:
         contender.dispose()
     (held,) = answers
-    assert held is not None  # it waited for the row and found it held, instead of taking it
+    assert held is not None  # found held, or waited out its budget: never taken
     assert result.stored == 1 and [r.message_id for r in db.rows("SELECT message_id FROM drainer_events")] == ["a"]
     assert db.rows("SELECT holder FROM drainer_leases")[0].holder == lease.holder

@@ -124,18 +124,6 @@ def test_oversize_bodies_are_not_counted_as_duplicates() -> None:
     assert batch.in_batch_duplicates == 0
 
 
-def test_a_payload_that_outgrows_the_row_limit_is_rejected_with_its_exact_body() -> None:
-    # 1e15 is 4 bytes in the body and 18 as stored JSON (1000000000000000.0).
-    body = b'{"samples": [' + b",".join([b"1e15"] * 300) + b"]}"
-    at_limit = delivery(1, body)
-
-    batch = decode_batch([at_limit], len(body), NOW)
-
-    assert batch.events == [] and batch.oversize == []
-    (rejected,) = batch.rejections
-    assert rejected.body == body and "as stored JSON" in rejected.reason
-
-
 def test_empty_batch_decodes_to_nothing() -> None:
     batch = decode_batch([], MIB, NOW)
 
