@@ -341,29 +341,3 @@ def test_oslo_mysql_url_spelling_migrates_and_drains(rabbit, mysql_db):
     result = run_cli("drain", "--db-url", url, "--amqp-url", rabbit.url, "--queue", rabbit.queue)
     assert result.code == 0, result.stderr
     assert len(mysql_db.rows("SELECT id FROM drainer_events")) == 3 and rabbit.depth() == 0
-
-
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # not about the database
-def test_log_format_text_writes_one_readable_line_per_record(rabbit, db, drainer):
-    rabbit.publish([oslo_v2({"n": i}) for i in range(3)] + [b"not json"])
-    result = drainer("drain", "--log-format", "text")
-    assert result.code == 0, result.stderr
-    assert len(db.rows("SELECT id FROM drainer_events")) == 3 and rabbit.depth() == 0
-    lines = result.stderr.splitlines()
-    assert lines and not result.records  # no JSON at all
-    last = dict(f.split("=", 1) for f in lines[-1].split() if "=" in f)
-    assert last["event"] == "summary" and last["exit_code"] == "0"
-    assert (last["stored"], last["rejected"], last["acked"]) == ("3", "1", "4")
-
-
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # not about the database
-def test_status_without_json_lists_every_figure(rabbit, db, drainer):
-    publish_drain(rabbit, drainer, 3)
-    rabbit.publish([oslo_v2({"x": 1}), oslo_v2({"x": 2})])
-    result = drainer("status")
-    assert result.code == 0, result.stderr
-    shown = dict(line.split(None, 1) for line in result.stdout.splitlines())
-    assert shown["queue"] == rabbit.queue and shown["queue_depth"] == "2" and shown["consumers"] == "0"
-    assert shown["events"] == "3" and shown["last_event_id"] == "3" and shown["rejected"] == "0"
-    assert shown["schema_version"] == migrations(db.kind)[-1].name and shown["lease_holder"] == "-"
-    assert shown["exit_code"] == "0"
