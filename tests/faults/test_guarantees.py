@@ -459,3 +459,15 @@ def test_an_unexpected_error_exits_1_with_its_traceback_and_no_password(rabbit, 
     assert password not in result.stderr + result.stdout
     assert summary["fetched"] == 0 and rabbit.depth() == 3
     assert json.loads(json.dumps(summary))  # one JSON record, traceback inside
+
+
+def test_an_oversize_body_that_is_not_json_is_parked_not_written_as_a_row(rabbit, migrated):
+    db = migrated
+    garbage = b"\xff\xfe not json " * 500  # 6,000 bytes that cannot be decoded, over the limit
+    rabbit.publish([oslo_v2({"n": 1}, message_id="small"), garbage])
+    result = run_cli(*drain_args(rabbit, db, "--max-message-bytes", "4096"))
+    assert result.code == 0, result.stderr
+    assert stored_ids(db) == ["small"] and result.summary["oversize"] == 1 and rabbit.depth() == 0
+    (row,) = db.rows("SELECT body, body_size FROM drainer_rejected_messages")
+    assert row.body is None and row.body_size == len(garbage)  # the bytes live in the oversize queue
+    assert [body for _props, body in rabbit.get_all(rabbit.queue + ".oversize")] == [garbage]

@@ -436,12 +436,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- oversize parking ----------------------------------------------------------------------------
     one(
         "oversize-stored-as-a-row",
-        "an oversize body goes into the INSERT instead of its queue",
+        "an oversize body is decoded instead of parked (an undecodable one becomes a row)",
         KEPT,
         "drainer/drain.py",
         "        if len(delivery.body) > max_bytes:",
         "        if False:",
         f"{FAULTS}::test_oversize_message_is_kept_byte_exact_in_its_queue_and_neighbours_are_stored",
+        f"{GUARDS}::test_an_oversize_body_that_is_not_json_is_parked_not_written_as_a_row",
     ),
     one(
         "parked-copy-not-persistent",
