@@ -281,6 +281,7 @@ class Broker:
         self._channel: BlockingChannel = connection.channel()
         self._oversize_channel: BlockingChannel | None = None
         self._publish_channel: BlockingChannel | None = None
+        self._abandoned = False
 
     @classmethod
     def connect(cls, settings: Settings) -> Broker:
@@ -528,13 +529,7 @@ class Broker:
                 self._publish_parked(queue, delivery, reason, digest)
         except _Overdue:
             # The connection is mid-frame: drop it (bounded too); the broker requeues the batch.
-            try:
-                with _deadline(self._settings.connect_timeout):
-                    self.close()
-            except _Overdue:
-                log.warning(
-                    "broker close timed out; the process exit drops the socket", extra={"event": "close_timeout"}
-                )
+            self.close()
             raise BatchNotCommitted(
                 f"oversize copy to {queue!r} not confirmed within {self._settings.socket_timeout:g}s"
             ) from None
@@ -598,13 +593,7 @@ class Broker:
             with _deadline(self._settings.socket_timeout):
                 self._publish(queue, body, properties)
         except _Overdue:
-            try:
-                with _deadline(self._settings.connect_timeout):
-                    self.close()
-            except _Overdue:
-                log.warning(
-                    "broker close timed out; the process exit drops the socket", extra={"event": "close_timeout"}
-                )
+            self.close()  # the connection is mid-frame: drop it (close() bounds its own wait)
             raise PublishNotConfirmed(
                 f"the publish to {queue!r} was not confirmed within {self._settings.socket_timeout:g}s"
             ) from None
@@ -642,10 +631,18 @@ class Broker:
             raise
 
     def close(self) -> None:
-        """Close the connection; the broker requeues anything still unacked."""
+        """Close the connection, waiting at most the connect timeout for the broker's reply (a
+        broker that stopped answering would otherwise hold the exit); the broker requeues anything
+        still unacked, at the latest when the process exit drops the socket."""
+        if self._abandoned:
+            return
         try:
-            if self._connection.is_open:
-                self._connection.close()
+            with _deadline(self._settings.connect_timeout):
+                if self._connection.is_open:
+                    self._connection.close()
+        except _Overdue:
+            self._abandoned = True  # half closed: a second close would wait for the same reply
+            log.warning("broker close timed out; the process exit drops the socket", extra={"event": "close_timeout"})
         except _lost_errors():
             pass  # closing a broken connection: the broker already dropped it
 

@@ -40,6 +40,19 @@ def _require(url: str, port: int, name: str) -> None:
     pytest.skip(f"{name} not reachable")
 
 
+def require_module(name: str) -> Any:
+    """Import a test dependency; skip without it on a laptop, FAIL when `CI` is set (pytest's
+    importorskip skips either way, so a dependency missing from the test extra went unnoticed)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"test dependency {name!r} is missing and CI is set: add it to the test extra ({exc})")
+        pytest.skip(f"{name} is not installed", allow_module_level=True)
+
+
 def fixture_payloads() -> dict[str, dict[str, Any]]:
     return {p.name: json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))}
 
@@ -338,8 +351,9 @@ BROKER_COMMANDS = ("drain", "status", "peek", "oversize list", "oversize requeue
 
 @pytest.fixture
 def drainer(rabbit: Rabbit, db: Database) -> Callable[..., Result]:
-    """Run a drainer command against this test's queue and database."""
-    run_cli("migrate", "--db-url", db.url)
+    """Run a drainer command against this test's queue and database (migrated first)."""
+    migrated = run_cli("migrate", "--db-url", db.url)
+    assert migrated.code == 0, migrated.stderr
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
         # `rejected list`, `oversize requeue`, `lease show`: the options follow the verb.

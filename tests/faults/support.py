@@ -6,9 +6,11 @@ import json
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from tests.conftest import MYSQL_URL, wait_for
@@ -130,3 +132,146 @@ def silent_listener() -> Iterator[SilentPeer]:
         for s in peer.accepted:
             s.close()
         server.close()
+
+
+class LiveRun:
+    """A drainer started in the background whose JSON records are read while it runs."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        from tests.conftest import start_cli
+
+        self.proc = start_cli(*args, env=env)
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.append(line)
+
+    def saw(self, event: str) -> bool:
+        """True once the run has logged a record with this `event` field."""
+        for line in list(self._lines):
+            try:
+                if json.loads(line).get("event") == event:
+                    return True
+            except ValueError:
+                continue
+        return False
+
+    def finish(self, timeout: float = 60) -> Any:
+        """Wait for the exit (killing the run if it outlives `timeout`) and return its Result."""
+        from tests.conftest import Result
+
+        try:
+            self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(10)
+        stdout = self.proc.stdout.read() if self.proc.stdout else ""
+        return Result(self.proc.returncode, stdout, "".join(self._lines))
+
+
+# AMQP 0-9-1 Confirm.Select (class 85, method 10): only the oversize path puts a channel in confirm mode.
+CONFIRM_SELECT = (85, 10)
+
+
+class BrokerProxy:
+    """A TCP proxy in front of RabbitMQ that can slow the broker's replies down, stop passing them
+    on once the client sends a given AMQP method (a broker that never answers, with the connection
+    up), or cut every connection (a network failure). Nothing on the broker itself is stopped."""
+
+    def __init__(self, upstream_url: str) -> None:
+        parts = urlsplit(upstream_url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 5672)
+        self.url = upstream_url.replace(parts.netloc.rpartition("@")[2], "127.0.0.1:{port}")
+        self.delay = 0.0  # seconds added before each chunk the broker sends
+        self.freeze_after: tuple[int, int] | None = None  # (class id, method id) the client sends
+        self.frozen = threading.Event()
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(16)
+        self.url = self.url.format(port=self._server.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client = self._server.accept()[0]
+            except OSError:
+                continue
+            broker = socket.create_connection(self.upstream, timeout=5)
+            broker.settimeout(None)
+            self._sockets += [client, broker]
+            threading.Thread(target=self._client_to_broker, args=(client, broker), daemon=True).start()
+            threading.Thread(target=self._broker_to_client, args=(broker, client), daemon=True).start()
+
+    def _client_to_broker(self, client: socket.socket, broker: socket.socket) -> None:
+        pending = b""
+        header_seen = False
+        try:
+            while chunk := client.recv(65536):
+                broker.sendall(chunk)
+                if self.freeze_after is None or self.frozen.is_set():
+                    continue
+                pending += chunk
+                if not header_seen and len(pending) >= 8:  # "AMQP\x00\x00\x09\x01"
+                    pending, header_seen = pending[8:], True
+                while header_seen and len(pending) >= 7:
+                    size = int.from_bytes(pending[3:7], "big")
+                    if len(pending) < 8 + size:
+                        break
+                    frame, pending = pending[: 7 + size], pending[8 + size :]
+                    method = (int.from_bytes(frame[7:9], "big"), int.from_bytes(frame[9:11], "big"))
+                    if frame[0] == 1 and method == self.freeze_after:
+                        self.frozen.set()
+        except OSError:
+            pass
+        finally:
+            self._close(client, broker)  # the client went away: so does its broker connection
+
+    def _broker_to_client(self, broker: socket.socket, client: socket.socket) -> None:
+        try:
+            while chunk := broker.recv(65536):
+                if self.frozen.is_set():
+                    continue  # swallowed: the client waits for a reply that never comes
+                if self.delay:
+                    time.sleep(self.delay)
+                client.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            self._close(client, broker)
+
+    @staticmethod
+    def _close(*sockets: socket.socket) -> None:
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def cut(self) -> None:
+        """Drop every proxied connection at once, both ways."""
+        self._close(*self._sockets)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.cut()
+        self._server.close()
+
+
+@contextmanager
+def broker_proxy(upstream_url: str) -> Iterator[BrokerProxy]:
+    proxy = BrokerProxy(upstream_url)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -41,6 +42,28 @@ def test_until_empty_drains_everything_in_queue_order(rabbit, db, drainer):
     assert [r.message_id for r in rows] == ids
     assert rabbit.depth() == 0
     assert result.summary["batches"] == 3 and result.summary["stored"] == 250
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # the deadline is not about the database
+def test_max_seconds_stops_a_long_drain_with_everything_fetched_acked_and_the_rest_queued(rabbit, db, drainer):
+    ids = [str(uuid.uuid4()) for _ in range(2000)]
+    rabbit.publish([oslo_v2({"id": i}, message_id=m) for i, m in enumerate(ids)])
+    # One message a batch: draining all 2,000 takes several seconds, far past the deadline.
+    result = drainer("drain", "--batch-size", "1", "--until-empty", "--max-seconds", "1")
+    assert result.code == 0, result.stderr
+    summary = result.summary
+    assert 0 < summary["acked"] < 2000 and "error" not in summary
+    assert summary["fetched"] == summary["acked"] == summary["stored"] == summary["batches"]
+    assert [r.message_id for r in events(db)] == ids[: summary["acked"]]
+    assert rabbit.depth() == 2000 - summary["acked"]
+    assert summary["duration_s"] < 1 + 2  # the deadline, one last batch, the lease release
+
+
+def test_a_finished_run_gives_its_lease_up(rabbit, db, drainer):
+    rabbit.publish([oslo_v2({"id": 1})])
+    assert drainer("drain").code == 0
+    ((holder,),) = db.rows("SELECT holder FROM drainer_leases")
+    assert holder is None  # the next run, from any host, need not wait for it to expire
 
 
 def test_max_batches_bounds_the_run(rabbit, db, drainer):
@@ -116,14 +139,21 @@ def test_duplicates_in_one_batch_and_across_runs_are_stored_once(rabbit, db, dra
 
 def test_dedupe_key_falls_back_to_amqp_message_id_then_body_hash(rabbit, db, drainer):
     plain = json.dumps({"vitrage_entity_type": "static", "id": "s1"}).encode()
+    # `echo '{...}' | publish` ends a body with a newline: it is part of the bytes hashed.
+    bare = b'{"id": "p"}\n'
     rabbit.publish(
-        [plain, plain, b'{"id": "p"}', b'{"id": "p"}'], [{"message_id": "amqp-1"}, {"message_id": "amqp-1"}, {}, {}]
+        [plain, plain, bare, bare, bare.strip()],
+        [{"message_id": "amqp-1"}, {"message_id": "amqp-1"}, {}, {}, {}],
     )
     result = drainer("drain")
     assert result.code == 0
     keys = [r.message_id for r in events(db)]
-    assert keys[0] == "amqp-1" and keys[1].startswith("sha256:") and len(keys) == 2
-    assert result.summary["duplicates"] == 2
+    assert keys == [
+        "amqp-1",
+        "sha256:" + hashlib.sha256(bare).hexdigest(),
+        "sha256:" + hashlib.sha256(bare.strip()).hexdigest(),
+    ]
+    assert result.summary["duplicates"] == 2 and result.summary["stored"] == 3
 
 
 def test_unicode_nul_deep_nesting_and_big_integers_round_trip_exactly(rabbit, db, drainer):
@@ -187,12 +217,34 @@ def test_database_unreachable_exits_69_and_keeps_every_message(rabbit, drainer):
     assert rabbit.depth() == 5
 
 
-def test_schema_behind_says_run_migrate(rabbit, sqlite_db):
+def test_missing_schema_exits_78_and_says_run_migrate(rabbit, sqlite_db):
     from tests.conftest import run_cli
 
+    rabbit.publish([oslo_v2({"id": 1})])
     result = run_cli("drain", "--db-url", sqlite_db.url, "--amqp-url", rabbit.url, "--queue", rabbit.queue)
-    assert result.code == 78
+    assert result.code == 78 and result.summary["error"] == "schema_outdated", result.stderr
     assert "vitrage-drainer migrate" in result.summary["detail"]
+    assert result.summary["fetched"] == 0 and rabbit.depth() == 1
+
+
+def test_schema_behind_exits_78_and_keeps_every_message(rabbit, db, drainer):
+    # A drainer upgraded without `migrate`: a migration file of its own is not applied yet.
+    db.execute("DELETE FROM drainer_schema_migrations")
+    rabbit.publish([oslo_v2({"id": i}) for i in range(3)])
+    result = drainer("drain")
+    assert result.code == 78 and result.summary["error"] == "schema_outdated", result.stderr
+    assert "001_drainer_tables.sql" in result.summary["detail"] and "not applied" in result.summary["detail"]
+    assert result.summary["fetched"] == 0 and rabbit.depth() == 3 and events(db) == []
+
+
+def test_a_table_lacking_a_column_exits_78_and_keeps_every_message(rabbit, db, drainer):
+    db.execute("ALTER TABLE drainer_events DROP COLUMN publisher_id")
+    rabbit.publish([oslo_v2({"id": i}) for i in range(3)])
+    result = drainer("drain")
+    assert result.code == 78 and result.summary["error"] == "schema_outdated", result.stderr
+    assert "publisher_id" in result.summary["detail"]
+    assert result.summary["fetched"] == 0 and rabbit.depth() == 3
+    assert db.rows("SELECT COUNT(*) AS n FROM drainer_events")[0].n == 0
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from drainer import amqp_codec
 from drainer.broker import Broker
 from drainer.config import Settings
 from tests import amqp_raw as raw
-from tests.conftest import AMQP_URL, Database, Rabbit, Result, oslo_v2, run_cli
+from tests.conftest import AMQP_URL, Database, Rabbit, Result, oslo_v2, require_module, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +155,7 @@ def notifier_topic() -> Iterator[str]:
 def test_a_notifier_with_kombu_compression_is_stored_like_any_other(
     method: str, notifier_topic: str, mysql_db: Database, tmp_path
 ) -> None:
-    oslo_messaging = pytest.importorskip("oslo_messaging")
+    oslo_messaging = require_module("oslo_messaging")
     from kombu import compression as kombu_compression
     from oslo_config import cfg
 

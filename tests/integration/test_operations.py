@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -181,9 +182,42 @@ def test_pushgateway_receives_the_run_metrics(rabbit, db, drainer):
     finally:
         server.shutdown()
     assert result.code == 0, result.stderr
-    (method, path, body) = _Gateway.received[0]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ((method, path, body),) = _Gateway.received
     assert method == "PUT" and path.startswith("/metrics/job/vitrage_drainer/queue")
-    assert b"vitrage_drainer_last_run_stored" in body
+    pushed = {s.name: s for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+    assert pushed["vitrage_drainer_last_run_stored"].value == 1
+    assert pushed["vitrage_drainer_last_run_acked"].value == 1
+    assert pushed["vitrage_drainer_last_run_exit_code"].value == 0
+    assert pushed["vitrage_drainer_last_run_queue_remaining"].value == 0
+    assert pushed["vitrage_drainer_last_run_stored"].labels == {"queue": rabbit.queue}
+    assert abs(pushed["vitrage_drainer_last_success_timestamp_seconds"].value - time.time()) < 60
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # not about the database
+def test_a_pushgateway_that_never_answers_delays_the_run_only_by_the_push_timeout(rabbit, db, drainer):
+    from tests.faults.support import silent_listener
+
+    rabbit.publish([oslo_v2({"n": i}) for i in range(3)])
+    with silent_listener() as gateway:
+        started = time.monotonic()
+        result = drainer("drain", "--pushgateway", f"http://127.0.0.1:{gateway.port}", timeout=30)
+        elapsed = time.monotonic() - started
+    assert result.code == 0, result.stderr
+    assert result.summary["stored"] == 3 and rabbit.depth() == 0
+    assert elapsed < 5 + 5, f"took {elapsed:.1f}s"  # the push timeout, start-up and the drain
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # not about the database
+def test_a_metrics_failure_does_not_fail_the_run(rabbit, db, drainer, tmp_path):
+    rabbit.publish([oslo_v2({"n": i}) for i in range(3)])
+    unwritable = tmp_path / "no-such-dir" / "vitrage_drainer.prom"
+    result = drainer("drain", "--metrics-file", str(unwritable), "--pushgateway", "http://127.0.0.1:1")
+    assert result.code == 0, result.stderr
+    assert result.summary["exit_code"] == 0 and result.summary["stored"] == 3
+    assert len(db.rows("SELECT id FROM drainer_events")) == 3 and rabbit.depth() == 0
+    assert not unwritable.exists()
 
 
 def test_vitrage_conf_with_a_dead_first_host_fails_over_to_the_second(rabbit, db, tmp_path):
@@ -201,10 +235,10 @@ def test_vitrage_conf_with_a_dead_first_host_fails_over_to_the_second(rabbit, db
     assert result.summary["stored"] == 3 and result.summary["queue"] == rabbit.queue
 
 
-def test_urls_from_secret_files_are_used_and_never_printed(rabbit, db, tmp_path):
+def test_urls_from_secret_files_are_used(rabbit, db, tmp_path):
     from tests.conftest import AMQP_URL
 
-    (tmp_path / "amqp").write_text(AMQP_URL.replace("guest:guest", "guest:guest") + "\n")
+    (tmp_path / "amqp").write_text(AMQP_URL + "\n")
     (tmp_path / "db").write_text(db.url + "\n")
     env = {
         "DRAINER_AMQP_URL_FILE": str(tmp_path / "amqp"),
@@ -215,10 +249,28 @@ def test_urls_from_secret_files_are_used_and_never_printed(rabbit, db, tmp_path)
     rabbit.publish([oslo_v2({"n": 1})])
     result = run_cli("drain", env=env)
     assert result.code == 0 and result.summary["stored"] == 1
+    assert len(db.rows("SELECT id FROM drainer_events")) == 1 and rabbit.depth() == 0
     assert result.stdout == ""  # nothing on stdout for drain
     assert all(line.startswith("{") for line in result.stderr.splitlines())  # off a TTY: JSON records only
     assert len({r["run_id"] for r in result.records}) == 1 and len(result.records) >= 2  # one run id on each
-    assert "guest:guest" not in result.stderr
+
+
+# Five characters: too short to be scrubbed as free text, so only URL masking hides it; and a long one.
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # not about the database
+@pytest.mark.parametrize("password", ["Zq7xk", "Kq2-distinct-9Xw"], ids=["short", "long"])
+def test_a_failing_run_never_prints_a_short_password_from_a_secret_file(rabbit, db, tmp_path, password):
+    from tests.conftest import AMQP_URL
+
+    assert run_cli("migrate", "--db-url", db.url).code == 0
+    (tmp_path / "amqp").write_text(AMQP_URL.replace("guest:guest", f"guest:{password}") + "\n")
+    env = {"DRAINER_AMQP_URL_FILE": str(tmp_path / "amqp"), "DRAINER_DB_URL": db.url, "DRAINER_QUEUE": rabbit.queue}
+    rabbit.publish([oslo_v2({"n": 1})])
+    for command in ("drain", "status"):
+        result = run_cli(command, env=env)
+        assert result.code == 77, result.stderr  # the broker refuses the password
+        assert password not in result.stdout + result.stderr
+        assert "guest:***@" in result.stdout + result.stderr  # the URL is named, masked
+    assert rabbit.depth() == 1
 
 
 @pytest.fixture
@@ -280,3 +332,12 @@ def test_crontab_line_is_guarded_by_flock():
     line = [x for x in (ROOT / "cron/crontab").read_text().splitlines() if x and not x.startswith("#") and "drain" in x]
     assert line and "flock -n" in line[0] and "vitrage-drainer drain" in line[0]
     assert Path(ROOT / "cron/Containerfile").exists()
+
+
+def test_oslo_mysql_url_spelling_migrates_and_drains(rabbit, mysql_db):
+    url = mysql_db.url.replace("mysql+pymysql://", "mysql://")  # as in vitrage.conf [database] connection
+    assert run_cli("migrate", "--db-url", url).code == 0
+    rabbit.publish([oslo_v2({"n": i}) for i in range(3)])
+    result = run_cli("drain", "--db-url", url, "--amqp-url", rabbit.url, "--queue", rabbit.queue)
+    assert result.code == 0, result.stderr
+    assert len(mysql_db.rows("SELECT id FROM drainer_events")) == 3 and rabbit.depth() == 0

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import AMQP_URL, _require, fixture_payloads, run_cli
+from tests.conftest import AMQP_URL, _require, fixture_payloads, require_module, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def notifier_topic():
 
 
 def test_oslo_notifier_events_are_stored_in_publish_order_with_exact_timestamps(notifier_topic, db):
-    oslo_messaging = pytest.importorskip("oslo_messaging")
+    oslo_messaging = require_module("oslo_messaging")
     from oslo_config import cfg
 
     conf = cfg.ConfigOpts()

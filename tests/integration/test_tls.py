@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AMQP_URL, Database, Rabbit, _require, oslo_v2, run_cli
+from tests.conftest import AMQP_URL, Database, Rabbit, _require, oslo_v2, require_module, run_cli
 from tests.tls_proxy import TLSProxy, tls_proxy
 
 pytestmark = pytest.mark.integration
-trustme = pytest.importorskip("trustme")
+trustme = require_module("trustme")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 
 from drainer import __version__, defaults
 from drainer.config import read_config_files, split_amqp_urls
+from tests.conftest import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 CRON = ROOT / "cron"
@@ -32,7 +33,7 @@ URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^@/\s]*@", re.IG
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    yaml = pytest.importorskip("yaml")
+    yaml = require_module("yaml")
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
 
 
@@ -90,7 +91,7 @@ def test_manifest_set() -> None:
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
 def test_manifest_validates_strict(path: Path, version: str) -> None:
-    kv = pytest.importorskip("kubernetes_validate")
+    kv = require_module("kubernetes_validate")
     version = kv.latest_version() if version == "latest" else version
     docs = load(path)
     assert docs, f"{path.name} holds no document"
@@ -104,7 +105,7 @@ def test_manifest_validates_strict(path: Path, version: str) -> None:
 
 
 def test_kubernetes_validate_cli_strict() -> None:
-    pytest.importorskip("kubernetes_validate")
+    require_module("kubernetes_validate")
     result = subprocess.run(
         [sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", "1.30", *map(str, MANIFESTS)],
         capture_output=True,

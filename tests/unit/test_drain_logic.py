@@ -18,6 +18,7 @@ from drainer.drain import decode_batch, effective_max_bytes
 from drainer.errors import SchemaConflict
 from drainer.model import Delivery, Event, Rejection
 from drainer.schema import Migration
+from tests.conftest import require_module
 
 NOW = datetime(2030, 1, 2, 3, 4, 5)
 SQL = Path(__file__).resolve().parents[2] / "sql"
@@ -323,7 +324,7 @@ def test_a_deadlock_hidden_behind_a_lost_savepoint_is_still_transient() -> None:
 def test_the_progress_bar_ends_on_the_run_s_totals_as_integers(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    pytest.importorskip("tqdm")
+    require_module("tqdm")
     from drainer import tty
     from drainer.drain import Progress
 

@@ -10,8 +10,9 @@ import pytest
 from drainer import vitrage_conf
 from drainer.config import read_config_files, resolve
 from drainer.errors import ConfigError
+from tests.conftest import require_module
 
-cfg = pytest.importorskip("oslo_config.cfg")
+cfg = require_module("oslo_config.cfg")
 
 
 # Options the cases refer to with $name: oslo.config substitutes registered options only, and
