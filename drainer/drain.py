@@ -340,21 +340,9 @@ class Drain:
         self._outcomes = outcomes  # of this attempt; a retried attempt replaces them
 
     def _count_history(self) -> None:
-        for outcome in self._outcomes:
-            if outcome.outcome == history.APPLIED:
-                self.progress.history_applied += 1
-                continue
-            self.progress.history_not_applied += 1
-            log.warning(
-                "alarm-history notification not applied",
-                extra={
-                    "event": "history_not_applied",
-                    "message_id": outcome.message_id,
-                    "event_type": outcome.event_type,
-                    "vitrage_id": outcome.vitrage_id,
-                    "reason": outcome.reason,
-                },
-            )
+        applied, not_applied = history.report(self._outcomes)
+        self.progress.history_applied += applied
+        self.progress.history_not_applied += not_applied
         self._outcomes = []
 
     def _log_batch(self, batch: Batch, result: WriteResult) -> None:

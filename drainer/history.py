@@ -13,6 +13,7 @@ values, and says why a notification cannot be applied where the persistor would 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ DEACTIVATE_CAUSAL = "vitrage.causal_relationship.deactivate"
 TYPES = frozenset(
     {ACTIVATE_ALARM, DEACTIVATE_ALARM, CHANGE_ALARM, CHANGE_PROJECT_ID, ACTIVATE_CAUSAL, DEACTIVATE_CAUSAL}
 )
+
+log = logging.getLogger(__name__)
 
 # `2026-11-29 10:00:00.123456+00:00`, `2026-11-29T10:00:00Z`: the forms Vitrage's update_timestamp
 # takes, which datetime.fromisoformat and dateutil read alike (tests/unit/test_history.py checks).
@@ -316,3 +319,25 @@ def plan(
     for notification in notifications:
         fold.apply(notification)
     return fold.plan
+
+
+def report(outcomes: Iterable[Outcome]) -> tuple[int, int]:
+    """(applied, not applied); each one not applied is logged with its reason (a
+    `history_not_applied` record), once its transaction has committed."""
+    applied = not_applied = 0
+    for outcome in outcomes:
+        if outcome.outcome == APPLIED:
+            applied += 1
+            continue
+        not_applied += 1
+        log.warning(
+            "alarm-history notification not applied",
+            extra={
+                "event": "history_not_applied",
+                "message_id": outcome.message_id,
+                "event_type": outcome.event_type,
+                "vitrage_id": outcome.vitrage_id,
+                "reason": outcome.reason,
+            },
+        )
+    return applied, not_applied

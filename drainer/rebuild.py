@@ -95,21 +95,9 @@ def _apply_chunk(
     result.examined += len(rows)
     result.transactions += 1
     result.last_id = rows[-1].id
-    for outcome in outcomes:
-        if outcome.outcome == history.APPLIED:
-            result.applied += 1
-        else:
-            result.not_applied += 1
-            log.warning(
-                "alarm-history notification not applied",
-                extra={
-                    "event": "history_not_applied",
-                    "message_id": outcome.message_id,
-                    "event_type": outcome.event_type,
-                    "vitrage_id": outcome.vitrage_id,
-                    "reason": outcome.reason,
-                },
-            )
+    applied, not_applied = history.report(outcomes)
+    result.applied += applied
+    result.not_applied += not_applied
     log.info(
         "history transaction committed",
         extra={"event": "rebuild_chunk", "last_id": result.last_id, "applied": result.applied},

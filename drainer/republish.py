@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from drainer import envelope
+from drainer import amqp_codec, envelope
 from drainer.config import Settings
 from drainer.db import rejected
 from drainer.db.engine import Store
@@ -23,25 +23,8 @@ from drainer.model import Delivery, Event, utcnow
 
 log = logging.getLogger(__name__)
 
-# pika.BasicProperties' field names: anything else in a stored properties object is not a property.
-PROPERTY_NAMES = frozenset(
-    {
-        "content_type",
-        "content_encoding",
-        "headers",
-        "delivery_mode",
-        "priority",
-        "correlation_id",
-        "reply_to",
-        "expiration",
-        "message_id",
-        "timestamp",
-        "type",
-        "user_id",
-        "app_id",
-        "cluster_id",
-    }
-)
+# The Basic class's property names: anything else in a stored properties object is not a property.
+PROPERTY_NAMES = frozenset(amqp_codec.PROPERTY_NAMES)
 
 
 def _field_value(value: Any) -> Any:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from drainer.cli.exits import Exit
-from drainer.cli.listing import table
+from drainer.cli.listing import emit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, Parser, add_command, settings_from
 
 log = logging.getLogger("drainer.cli")
@@ -110,11 +109,7 @@ def run_show(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> i
         rows = leasing.show(store)
     finally:
         store.dispose()
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-    else:
-        print(table(rows, COLUMNS))
+    emit(rows, COLUMNS, args.json)
     log.info("leases listed", extra={"event": "lease_show", "listed": len(rows), "exit_code": 0})
     return Exit.OK
 

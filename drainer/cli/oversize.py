@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from drainer.cli.exits import Exit
-from drainer.cli.listing import table
+from drainer.cli.listing import emit
 from drainer.cli.options import BROKER, CONFIG, DATABASE, TIMEOUTS, Option, Parser, add_command, settings_from
 from drainer.errors import ConfigError
 
@@ -119,11 +118,7 @@ def run_list(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> i
             store.dispose()
     for n, entry in enumerate(found, 1):
         entry["n"] = n
-    if args.json:
-        for entry in found:
-            print(json.dumps(entry))
-    else:
-        print(table(found, LIST_COLUMNS))
+    emit(found, LIST_COLUMNS, args.json)
     log.info(
         "oversize messages listed",
         extra={"event": "oversize_list", "queue": settings.oversize_queue_name, "listed": len(found), "exit_code": 0},

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from drainer.cli.exits import Exit
-from drainer.cli.listing import table
+from drainer.cli.listing import emit
 from drainer.cli.options import BROKER, CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 from drainer.errors import ConfigError
 
@@ -72,11 +71,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     found = peek.peek(settings, run_id, args.count)
     for n, line in enumerate(found, 1):
         line["n"] = n
-    if args.json:
-        for line in found:
-            print(json.dumps(line, ensure_ascii=False))
-    else:
-        print(table(found, COLUMNS))
+    emit(found, COLUMNS, args.json)
     log.info(
         "messages peeked and given back",
         extra={"event": "peek", "queue": settings.queue_name, "peeked": len(found), "exit_code": 0},

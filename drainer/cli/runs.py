@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from drainer.cli.exits import Exit
-from drainer.cli.listing import table
+from drainer.cli.listing import emit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 from drainer.errors import ConfigError
 
@@ -71,10 +70,6 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
         rows = ledger.report(store, settings.queue_name, args.limit)
     finally:
         store.dispose()
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-    else:
-        print(table(rows, COLUMNS))
+    emit(rows, COLUMNS, args.json)
     log.info("runs listed", extra={"event": "runs", "listed": len(rows), "exit_code": 0})
     return Exit.OK
