@@ -151,6 +151,9 @@ class Conf:
             raise ConfigError(f"[{group}] substitutions refer to each other in a loop")
         if "\\$" in value:
             value = value.replace("\\$", "$$")
+        # In a URL the "reference" is most likely part of a password with a single $: naming it
+        # would print the rest of that password.
+        in_url = "@" in value or "://" in value
 
         def lookup(match: re.Match[str]) -> str:
             if match["escaped"] is not None:
@@ -161,8 +164,9 @@ class Conf:
             try:
                 return self._lookup(named, group, depth)
             except KeyError:
+                shown = "a $name (not shown: in a URL it may be part of a password)" if in_url else f"${named}"
                 raise ConfigError(
-                    f"[{group}] refers to ${named}, which is set nowhere in the config files: oslo.config "
+                    f"[{group}] refers to {shown}, which is set nowhere in the config files: oslo.config "
                     "replaces $name and ${name} with another option's value; write a literal $ as $$"
                 ) from None
 

@@ -75,6 +75,31 @@ def test_a_malformed_transport_url_in_the_config_file_is_never_printed(url: str,
 
 
 @pytest.mark.parametrize(
+    ("option", "password"),
+    [
+        ("[DEFAULT]\ntransport_url = rabbit://guest:{}@127.0.0.1:5672/\n", "Xk$fjQ2pLm"),
+        ("[DEFAULT]\ntransport_url = rabbit://guest:{}@127.0.0.1:5672/\n", "Xk${fjQ2pLm}"),
+        ("[database]\nconnection = mysql+pymysql://u:{}@127.0.0.1/db\n", "Ab$cdEfGh"),
+        ("[database]\nconnection = mysql+pymysql://u:{}@127.0.0.1/db\n", "$cdEfGh"),
+    ],
+)
+@pytest.mark.parametrize("command", [["drain"], ["status", "--json"]])
+def test_a_password_with_a_single_dollar_in_the_config_file_is_never_printed(
+    option: str, password: str, command: list[str], tmp_path: Path
+) -> None:
+    # oslo.config reads `$name` as a reference to another option: the error must not name it,
+    # since the "name" is the rest of the password.
+    conf = tmp_path / "vitrage.conf"
+    conf.write_text(option.format(password))
+    db = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    extra = [] if "[database]" in option else ["--db-url", db]
+    result = run_cli(*command, "--config-file", str(conf), *extra, *FAST)
+    assert result.code == 2, result.stderr
+    tail = password.split("$", 1)[1].strip("{}")
+    assert_no_secret(result, password, tail)
+
+
+@pytest.mark.parametrize(
     ("args", "env", "named"),
     [
         (["--amqp-ssl-version", "TLSv1_3"], {}, "'TLSv1_3'"),

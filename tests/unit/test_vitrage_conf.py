@@ -98,7 +98,11 @@ def test_the_drainer_reads_each_option_as_oslo_config_does(texts: list[str], tmp
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("[database]\nconnection = mysql+pymysql://u:Pa$word@db/v\n", "refers to $word"),
+        ("[database]\nconnection = mysql+pymysql://u:Pa$word@db/v\n", "refers to a $name"),
+        (
+            "[DEFAULT]\ntransport_url = rabbit://h/\n[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = $ca_dir/ca.pem\n",
+            "refers to $ca_dir",  # outside a URL the reference is named
+        ),
         ("[DEFAULT]\ntransport_url = rabbit://h/\n[oslo_messaging_rabbit]\nssl = maybe\n", "must be true or false"),
         ("connection = x\n", "before the first [section]"),
         ("[database\nconnection = x\n", "invalid section header"),
