@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
             Exit.NOINPUT,
             Exit.UNAVAILABLE,
             Exit.TEMPFAIL,
+            Exit.PROTOCOL,
             Exit.NOPERM,
             Exit.CONFIG,
         ],

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli.exits import Exit
+from drainer.cli.exits import DB_NOPERM, DB_UNAVAILABLE, Exit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, age_value, settings_from
 from drainer.errors import ConfigError
 
@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
                 "everything about one host in one hour (an RCA's question)",
             ),
         ],
-        exits=[Exit.OK, Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        exits=[Exit.OK, DB_UNAVAILABLE, DB_NOPERM, Exit.CONFIG],
         handler=run_events,
     )
     for option in (
@@ -90,7 +90,7 @@ def register(sub: Any) -> None:
         exits=[
             (Exit.OK, "deleted, nothing to delete, a dry run, or the question at the terminal answered no"),
             (Exit.USAGE, "also: the cutoff needs --yes (every event, or more than --max-share)"),
-            Exit.UNAVAILABLE,
+            DB_UNAVAILABLE,
             (Exit.NOPERM, "the database refused the DELETE (prune as the schema owner, not the drain account)"),
             Exit.CONFIG,
         ],

@@ -49,15 +49,22 @@ class Exit(IntEnum):
 MEANINGS: dict[Exit, str] = {
     Exit.OK: "done",
     Exit.SOFTWARE: "a bug: the error record carries the traceback",
-    Exit.USAGE: "a bad flag, environment variable or config file",
+    Exit.USAGE: "a bad flag, environment variable or config file (also a database, or a SQLite file's folder, "
+    "that does not exist)",
     Exit.DATAERR: "the data refuses the operation (e.g. a rejected row that cannot be republished as it is)",
     Exit.NOINPUT: "the queue does not exist on the vhost",
+    Exit.PROTOCOL: "the broker refused an operation on the queue (e.g. basic.get on a stream queue); the record "
+    "names the code, queue and vhost",
     Exit.UNAVAILABLE: "the broker or the database did not answer within --retry-seconds",
     Exit.TEMPFAIL: "a batch was not committed (its messages are back in the queue), or not acked after its commit",
     Exit.NOPERM: "the broker or the database refused the credentials, the vhost or a statement",
     Exit.CONFIG: "the database has no drainer schema, or an older one: run `vitrage-drainer migrate`",
 }
 
+
+# The same codes for the commands that reach only the database.
+DB_UNAVAILABLE = (Exit.UNAVAILABLE, "the database did not answer within --retry-seconds")
+DB_NOPERM = (Exit.NOPERM, "the database refused the credentials or a statement")
 
 # Most specific first: the first match decides.
 _CODES: tuple[tuple[type[BaseException], Exit, str], ...] = (

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from drainer.cli.exits import Exit
+from drainer.cli.exits import DB_NOPERM, DB_UNAVAILABLE, Exit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 from drainer.errors import ConfigError
 
@@ -35,9 +35,9 @@ def register(sub: Any) -> None:
         ],
         exits=[
             (Exit.OK, "done"),
-            Exit.UNAVAILABLE,
+            DB_UNAVAILABLE,
             (Exit.TEMPFAIL, "a drain holds the queue's lease (suspend the CronJob), or interrupted"),
-            Exit.NOPERM,
+            DB_NOPERM,
             (Exit.CONFIG, "schema missing: run `vitrage-drainer migrate --history vitrage`"),
         ],
         handler=run,

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli.exits import Exit
+from drainer.cli.exits import DB_NOPERM, DB_UNAVAILABLE, Exit
 from drainer.cli.listing import emit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, Parser, add_command, settings_from
 
@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
             ("vitrage-drainer lease show", "a table"),
             ("vitrage-drainer lease show --json", "one JSON object per lease, for a script"),
         ],
-        exits=[(Exit.OK, "listed"), Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        exits=[(Exit.OK, "listed"), DB_UNAVAILABLE, DB_NOPERM, Exit.CONFIG],
         handler=run_show,
     )
     Option("--json", "one JSON object per lease and line", kwargs={"action": "store_true"}).add_to(show)
@@ -75,9 +75,9 @@ def register(sub: Any) -> None:
         exits=[
             (Exit.OK, "released"),
             (Exit.NOINPUT, "the queue has no lease row"),
-            Exit.UNAVAILABLE,
+            DB_UNAVAILABLE,
             (Exit.TEMPFAIL, "a live drainer holds it (use --force only as explained above)"),
-            Exit.NOPERM,
+            DB_NOPERM,
             Exit.CONFIG,
         ],
         handler=run_release,

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli.exits import Exit
+from drainer.cli.exits import DB_UNAVAILABLE, Exit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, add_command, settings_from
 
 log = logging.getLogger("drainer.cli")
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
         ],
         exits=[
             (Exit.OK, "the schema is up to date"),
-            Exit.UNAVAILABLE,
+            DB_UNAVAILABLE,
             (Exit.NOPERM, "the database refused the credentials or a CREATE/ALTER (use the schema owner)"),
             (Exit.CONFIG, "an applied file has changed, or a table of another shape has a drainer name"),
         ],

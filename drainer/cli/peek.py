@@ -49,6 +49,7 @@ def register(sub: Any) -> None:
             Exit.NOINPUT,
             Exit.UNAVAILABLE,
             (Exit.TEMPFAIL, "a drainer holds the queue's lease right now: try again when it is done"),
+            Exit.PROTOCOL,
             Exit.NOPERM,
             Exit.CONFIG,
         ],

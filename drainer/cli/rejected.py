@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from drainer.cli.exits import Exit
+from drainer.cli.exits import DB_NOPERM, DB_UNAVAILABLE, Exit
 from drainer.cli.listing import table
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, Parser, add_command, settings_from
 from drainer.errors import ConfigError
@@ -55,7 +55,7 @@ def _register_list(verbs: Any) -> None:
             ),
             ("vitrage-drainer rejected list --all --json | jq -r .id", "every id, republished ones too"),
         ],
-        exits=[(Exit.OK, "listed"), Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        exits=[(Exit.OK, "listed"), DB_UNAVAILABLE, DB_NOPERM, Exit.CONFIG],
         handler=run_list,
     )
     for option in (
@@ -86,8 +86,8 @@ def _register_show(verbs: Any) -> None:
             (Exit.OK, "shown"),
             (Exit.DATAERR, "--body of an oversize record: its body is in the oversize queue"),
             (Exit.NOINPUT, "no rejected message has this id"),
-            Exit.UNAVAILABLE,
-            Exit.NOPERM,
+            DB_UNAVAILABLE,
+            DB_NOPERM,
             Exit.CONFIG,
         ],
         handler=run_show,
@@ -135,6 +135,7 @@ def _register_republish(verbs: Any) -> None:
             (Exit.NOINPUT, "no rejected message has this id, or the target queue does not exist"),
             Exit.UNAVAILABLE,
             (Exit.TEMPFAIL, "the broker did not confirm a publish (nack or timeout); that row is not marked"),
+            Exit.PROTOCOL,
             Exit.NOPERM,
             Exit.CONFIG,
         ],

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli.exits import Exit
+from drainer.cli.exits import DB_NOPERM, DB_UNAVAILABLE, Exit
 from drainer.cli.listing import emit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 from drainer.errors import ConfigError
@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
             ("vitrage-drainer runs --limit 5", "the last five runs, as a table"),
             ("vitrage-drainer runs --json | jq -c 'select(.exit_code != 0)'", "the runs that failed, for a script"),
         ],
-        exits=[(Exit.OK, "listed"), Exit.UNAVAILABLE, Exit.NOPERM, Exit.CONFIG],
+        exits=[(Exit.OK, "listed"), DB_UNAVAILABLE, DB_NOPERM, Exit.CONFIG],
         handler=run,
     )
     Option(

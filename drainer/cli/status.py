@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
             (Exit.OK, "the broker and the database answered and the schema is current"),
             Exit.NOINPUT,
             Exit.UNAVAILABLE,
+            Exit.PROTOCOL,
             Exit.NOPERM,
             Exit.CONFIG,
         ],
@@ -59,5 +60,6 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     if not args.json and sys.stdout.isatty():
         return code  # the table in front of the person already says it
     for exc in errors:
-        log.error(str(exc), extra={"event": "error", "error": exit_code_for(exc)[1]})
+        # Each record carries the run's exit code, as every command's last record does.
+        log.error(str(exc), extra={"event": "error", "error": exit_code_for(exc)[1], "exit_code": int(code)})
     return code

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from drainer.cli.exits import Exit
+from drainer.cli.exits import DB_NOPERM, DB_UNAVAILABLE, Exit
 from drainer.cli.options import CONFIG, DATABASE, TIMEOUTS, Option, add_command, settings_from
 
 log = logging.getLogger("drainer.cli")
@@ -46,8 +46,8 @@ def register(sub: Any) -> None:
         exits=[
             (Exit.OK, "consistent"),
             (Exit.FINDINGS, "not consistent: the findings are listed on stdout (or a bug: a traceback record)"),
-            Exit.UNAVAILABLE,
-            Exit.NOPERM,
+            DB_UNAVAILABLE,
+            DB_NOPERM,
             Exit.CONFIG,
         ],
         handler=run,

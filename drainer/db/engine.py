@@ -264,19 +264,23 @@ class Store:
         """Connect (retrying transient failures within the budget) and return a Store. Only with
         `create` (migrate) may a SQLite file that does not exist be created.
 
-        Raises ConfigError (a URL the driver refuses, a MySQL database that does not exist),
+        Raises ConfigError (a URL the driver refuses, a MySQL database or a SQLite folder that does not exist),
         SchemaOutdated (a SQLite file that does not exist), DatabaseAccessDenied, DatabaseUnavailable.
         """
         store = cls(_engine(url, settings), settings)
-        if not create:
-            store._require_sqlite_file()
+        store._require_sqlite_file(create)
         store._connect_check()
         return store
 
-    def _require_sqlite_file(self) -> None:
+    def _require_sqlite_file(self, create: bool) -> None:
         # sqlite3 creates a missing file on connect: a typo would leave an empty file behind.
         path = self.engine.url.database if self.dialect == "sqlite" else None
-        if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+        if not path or path == ":memory:" or path.startswith("file:") or Path(path).exists():
+            return
+        folder = Path(path).absolute().parent
+        if not folder.is_dir():  # nothing creates folders: a setting to fix, not a schema to migrate
+            raise ConfigError(f"the folder {folder} of SQLite database {path} does not exist: check the path")
+        if not create:
             raise SchemaOutdated(
                 f"SQLite database {path} does not exist: `vitrage-drainer migrate` creates it (or check the path)"
             )

@@ -320,6 +320,20 @@ def test_a_sqlite_file_that_does_not_exist_is_reported_not_created(rabbit, tmp_p
     assert not path.exists()
 
 
+@pytest.mark.parametrize("command", [["migrate"], ["events"], ["status"], ["drain"]])
+def test_a_sqlite_folder_that_does_not_exist_is_a_configuration_error_even_for_migrate(rabbit, tmp_path, command):
+    # migrate creates a missing file, never its folder: "run migrate" would be advice that fails.
+    path = tmp_path / "no-such-folder" / "vitrage.sqlite"
+    url = f"sqlite:///{path}"
+    result = run_cli(*command, "--db-url", url, "--retry-seconds", "1", *broker_options(command, rabbit))
+    assert result.code == 2, result.stderr
+    assert result.summary["error"] == "config_error"  # status and drain too: its last record has the code
+    said = result.summary.get("detail", "") + result.summary["message"]
+    assert f"the folder {path.parent} of SQLite database {path} does not exist" in said
+    assert not path.parent.exists()
+    assert rabbit.depth() == 0
+
+
 def test_a_mysql_database_that_does_not_exist_is_a_configuration_error(mysql_db):
     missing = mysql_db.url.rsplit("/", 1)[0] + f"/no_such_db_{uuid.uuid4().hex[:8]}"
     result = run_cli("events", "--db-url", missing, "--retry-seconds", "1")

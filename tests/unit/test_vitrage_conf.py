@@ -100,7 +100,8 @@ def test_the_drainer_reads_each_option_as_oslo_config_does(texts: list[str], tmp
     [
         ("[database]\nconnection = mysql+pymysql://u:Pa$word@db/v\n", "refers to a $name"),
         (
-            "[DEFAULT]\ntransport_url = rabbit://h/\n[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = $ca_dir/ca.pem\n",
+            "[DEFAULT]\ntransport_url = rabbit://h/\n"
+            "[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = $ca_dir/ca.pem\n",
             "refers to $ca_dir",  # outside a URL the reference is named
         ),
         ("[DEFAULT]\ntransport_url = rabbit://h/\n[oslo_messaging_rabbit]\nssl = maybe\n", "must be true or false"),
