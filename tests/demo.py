@@ -59,7 +59,7 @@ def publish(amqp_url: str, topic: str) -> int:
 def stored(db_url: str, after_id: int = 0) -> tuple[int, int, list[object]]:
     """(events stored, the last id, the rows with id > after_id); (0, 0, []) before the first run."""
     from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).exists():
         return 0, 0, []
@@ -74,7 +74,7 @@ def stored(db_url: str, after_id: int = 0) -> tuple[int, int, list[object]]:
                 ),
                 {"after": after_id},
             ).all()
-    except OperationalError:  # no drainer_events yet: migrate has not run there
+    except (OperationalError, ProgrammingError):  # no drainer_events yet (SQLite, MySQL 1146): not migrated
         return 0, 0, []
     finally:
         engine.dispose()
