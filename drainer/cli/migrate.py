@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
             (Exit.CONFIG, "an applied file has changed, or a table of another shape has a drainer name"),
         ],
         handler=run,
+        reworded={
+            "--history": (
+                "vitrage: also create Vitrage's alarms, edges and changes tables where vitrage-dbsync did not",
+                "off",
+            )
+        },
     )
 
 

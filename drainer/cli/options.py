@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from drainer import defaults
@@ -437,6 +437,7 @@ def add_command(
     exits: Iterable[Exit | tuple[Exit, str]],
     handler: Callable[[argparse.Namespace, Mapping[str, str], str], int],
     usage: str = "[options]",
+    reworded: Mapping[str, tuple[str, str | None]] | None = None,
 ) -> Parser:
     """Register subcommand `name` with the shared options it uses and return its parser.
 
@@ -444,7 +445,9 @@ def add_command(
     added to every command. `examples` are (command line, what it does) pairs; `exits` are Exit
     codes, alone or with a sentence for this command (1 and 2 are always listed). `usage` is what
     follows the command's name in the usage line (e.g. "(--before-id ID | --older-than AGE)
-    [options]"). The command's own options are added to the returned parser by the caller.
+    [options]"). `reworded` gives a shared flag another help text and shown default for this
+    command alone ({flag: (help, default)}), where the shared words would be wrong for it. The
+    command's own options are added to the returned parser by the caller.
     """
     parser: Parser = sub.add_parser(
         name,
@@ -457,7 +460,11 @@ def add_command(
     used = {OPTIONS[flag].group for flag in flags}
     groups = {group: parser.add_argument_group(title) for group, title in GROUPS.items() if group in used}
     for flag in flags:
-        OPTIONS[flag].add_to(groups[OPTIONS[flag].group])
+        option = OPTIONS[flag]
+        if reworded and flag in reworded:
+            text, shown = reworded[flag]
+            option = replace(option, help=text, default=shown)
+        option.add_to(groups[option.group])
     parser.set_defaults(handler=handler)
     return parser
 

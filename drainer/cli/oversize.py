@@ -25,6 +25,11 @@ RETURN_COST = (
     "Returned messages may also come back in another order on a quorum queue."
 )
 
+REQUEUE_COST = (
+    "A message that stays parked (still too large, or changed) is given back (basic.nack, requeue):\n"
+    "on a quorum queue that return counts as a delivery, as for `list` (see `oversize list --help`)."
+)
+
 
 def register(sub: Any) -> None:
     top = sub.add_parser(
@@ -78,7 +83,7 @@ def register(sub: Any) -> None:
         "server's max_allowed_packet: give the value the drain uses), or whose body no longer\n"
         "matches its recorded SHA-256, stays parked. A crash between the publish and the ack leaves\n"
         "a copy in both queues; the dedupe key stores it once. Run it as an account that may UPDATE\n"
-        "drainer_rejected_messages (the schema owner).\n\n" + RETURN_COST.replace("Listing", "Requeue"),
+        "drainer_rejected_messages (the schema owner).\n\n" + REQUEUE_COST,
         options=(*CONFIG, *BROKER, *DATABASE, *TIMEOUTS, "--oversize-queue", "--max-message-bytes"),
         examples=[
             (

@@ -141,6 +141,7 @@ def _register_republish(verbs: Any) -> None:
         ],
         handler=run_republish,
         usage="ID [ID ...] [--body-file FILE] [--queue QUEUE] [--again] [options]",
+        reworded={"--queue": ("the queue to publish to, instead of the one the row came from", "the row's queue")},
     )
     p.add_argument("ids", type=int, nargs="+", metavar="ID", help="rows to republish (see `rejected list`)")
     for option in (

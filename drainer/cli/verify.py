@@ -35,6 +35,12 @@ def register(sub: Any) -> None:
         "different or doubled is a finding; rows from before the drainer, and ended alarms an\n"
         "expirer removed, information). Reads only.",
         options=(*CONFIG, *DATABASE, *TIMEOUTS, "--history"),
+        reworded={
+            "--history": (
+                "vitrage: also check Vitrage's alarms, edges and changes against the stored notifications",
+                "off",
+            )
+        },
         examples=[
             ("vitrage-drainer verify", "the whole history, as a report"),
             (
