@@ -338,6 +338,11 @@ class Broker:
             # The queue exists; its messages wait on a node that is down (a classic queue is not
             # replicated). A retry once the node is back finds them: unavailable, not missing.
             return BrokerUnavailable(f"{where} cannot be read now: {text}")
+        if code == 404 and queue == self._settings.oversize_queue_name:
+            return QueueNotFound(
+                f"{where} does not exist: the drainer declares it when it parks its first oversize message, "
+                "so nothing has been parked from this queue (or name another with --oversize-queue)"
+            )
         if code == 404:
             return QueueNotFound(
                 f"{where} does not exist; Vitrage's notifier declares it on its first event, "

@@ -61,6 +61,8 @@ def test_status_and_oversize_list_when_nothing_was_ever_parked(rabbit, db, drain
     assert json.loads(drainer("status", "--json").stdout)["oversize_queue_depth"] is None
     result = drainer("oversize", "list")
     assert result.code == 66 and result.summary["error"] == "queue_not_found"
+    assert "nothing has been parked from this queue" in result.summary["message"]
+    assert "Vitrage's notifier declares it" not in result.stderr  # the drainer declares this one
 
 
 @pytest.fixture
