@@ -1,3 +1,4 @@
-"""Drain Vitrage's vitrage_persistor notifications from RabbitMQ into a relational `events` table."""
+"""Drain Vitrage's vitrage_persistor notifications from RabbitMQ into `drainer_events`, and (opt-in)
+into Vitrage's own alarm history."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
