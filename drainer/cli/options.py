@@ -314,7 +314,7 @@ OPTIONS: dict[str, Option] = {
         ),
         _option(
             "--max-batch-bytes",
-            "a batch also stops growing at this many body bytes, which bounds memory",
+            "a batch also stops growing at this many body bytes (at least 1024), which bounds memory",
             "DRAINER_MAX_BATCH_BYTES",
             _mib(defaults.MAX_BATCH_BYTES),
             "batches",
@@ -323,7 +323,7 @@ OPTIONS: dict[str, Option] = {
         ),
         _option(
             "--max-message-bytes",
-            "larger bodies go to the oversize queue; capped to 45% of max_allowed_packet",
+            "larger bodies go to the oversize queue; at least 1024, capped to 45% of max_allowed_packet",
             "DRAINER_MAX_MESSAGE_BYTES",
             _mib(defaults.MAX_MESSAGE_BYTES),
             "oversize",
