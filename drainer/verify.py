@@ -182,11 +182,13 @@ def balance(walk: Walk) -> list[dict[str, Any]]:
             )
         )
     if walk.unaccounted_count:
+        ids = ", ".join(map(str, walk.unaccounted))
+        example = f"id {ids}" if walk.unaccounted_count == 1 else f"e.g. ids {ids}"
         out.append(
             _finding(
                 "unaccounted_rows",
-                f"{counted(walk.unaccounted_count, 'row')} belong to no run of the ledger (e.g. ids "
-                f"{', '.join(map(str, walk.unaccounted))}): written by something other than a drain, or by a run "
+                f"{counted(walk.unaccounted_count, 'row belongs', 'rows belong')} to no run of the ledger "
+                f"({example}): written by something other than a drain, or by a run "
                 "whose ledger row was deleted",
                 count=walk.unaccounted_count,
                 examples=walk.unaccounted,

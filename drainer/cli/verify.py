@@ -67,18 +67,21 @@ def register(sub: Any) -> None:
 
 
 def render(report: dict[str, Any]) -> str:
+    from drainer.verify import counted
+
     checked = report["checked"]
     window = f"after id {checked['after_id']}" if checked["after_id"] is not None else "all rows"
     also = " and Vitrage's alarm history" if checked.get("history") else ""
     lines = [
-        f"checked {checked['rows']} rows ({window}; ids {checked['first_id'] or '-'}..{checked['last_id'] or '-'}) "
-        f"against {checked['runs']} runs of the ledger{also}"
+        f"checked {counted(checked['rows'], 'row')} ({window}; ids {checked['first_id'] or '-'}.."
+        f"{checked['last_id'] or '-'}) against {counted(checked['runs'], 'run')} of the ledger{also}"
     ]
     for title, items in (("findings", report["findings"]), ("information", report["information"])):
         if items:
             lines.append(f"{title}:")
             lines += [f"  - {item['message']}" for item in items]
-    lines.append("consistent" if report["consistent"] else f"NOT consistent: {len(report['findings'])} findings")
+    verdict = f"NOT consistent: {counted(len(report['findings']), 'finding')}"
+    lines.append("consistent" if report["consistent"] else verdict)
     return "\n".join(lines)
 
 
