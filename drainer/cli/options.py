@@ -73,7 +73,23 @@ class Parser(argparse.ArgumentParser):
         if message.startswith("the following arguments are required: COMMAND"):
             names = ", ".join(self.commands())
             message = f"choose a command: {names} (then `{self.prog} COMMAND --help`)"
+        wrong = re.match(r"argument (COMMAND|VERB): invalid choice: '?(.*?)'? \(choose from", message)
+        if wrong:
+            message = self._wrong_choice(wrong[1].lower(), wrong[2])
         raise UsageError(message, self.prog, self.format_usage())
+
+    def _wrong_choice(self, kind: str, value: str) -> str:
+        import difflib
+
+        names = list(self.commands())
+        near = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+        if near:
+            return f"unknown {kind} {value!r}; did you mean {near[0]}?"
+        # Most often an option's value read as the command: the option came before the command.
+        return (
+            f"unknown {kind} {value!r}: choose one of {', '.join(names)}; options go after the {kind} "
+            f"(`{self.prog} {names[0]} --db-url ...`)"
+        )
 
     def commands(self) -> dict[str, Parser]:
         """The subcommands this parser offers, by name (empty for a subcommand's own parser)."""

@@ -135,6 +135,19 @@ def test_until_empty_and_max_batches_together_are_refused(flags, env) -> None:
         resolve(flags, env)
 
 
+def test_a_mistyped_command_names_the_near_one(capsys) -> None:
+    assert main(["drian"], {}) == 2
+    assert "unknown command 'drian'; did you mean drain?" in capsys.readouterr().err
+
+
+def test_options_before_the_command_are_explained_not_taken_for_a_command(capsys) -> None:
+    assert main(["rejected", "--db-url", "sqlite:///x.sqlite", "list"], {}) == 2
+    err = capsys.readouterr().err
+    assert "unknown verb 'sqlite:///x.sqlite'" in err and "options go after the verb" in err
+    assert main(["--db-url", "sqlite:///x.sqlite", "drain"], {}) == 2
+    assert "options go after" in capsys.readouterr().err
+
+
 def test_flags_are_never_abbreviated(capsys) -> None:
     assert main(["drain", "--batch", "10", "--db-url", "sqlite://"], {}) == 2
     assert "did you mean --batch-size?" in capsys.readouterr().err
