@@ -368,7 +368,14 @@ def config_paths(flags: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
 
 
 def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    """Merge the sources, highest first: flags, environment, config files, defaults."""
+    """Merge the sources, highest first: flags, environment, config files, defaults. A URL and a
+    file holding one, given at the same level, contradict each other (ConfigError)."""
+    for name in ("db_url", "amqp_url"):
+        flag, variable = "--" + name.replace("_", "-"), _ENV_PREFIX + name.upper()
+        if flags.get(name) and flags.get(name + "_file"):
+            raise ConfigError(f"{flag} and {flag}-file contradict each other: give one of them")
+        if env.get(variable) and env.get(variable + "_FILE"):
+            raise ConfigError(f"{variable} and {variable}_FILE contradict each other: give one of them")
     merged: dict[str, Any] = read_config_files(config_paths(flags, env))
     merged.update(_from_env(env))
     given = {k: v for k, v in flags.items() if v is not None}

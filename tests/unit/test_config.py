@@ -222,6 +222,24 @@ def test_database_url_is_read_from_the_file_named_by_the_environment(tmp_path: P
     assert settings.db_url == "mysql+pymysql://vitrage:s3cret@db/vitrage"  # trailing newline dropped
 
 
+@pytest.mark.parametrize(
+    ("flags", "env", "named"),
+    [
+        ({"db_url": "sqlite:///a.db", "db_url_file": "/run/secrets/db-url"}, {}, "--db-url and --db-url-file"),
+        ({"amqp_url": "amqp://h/", "amqp_url_file": "/run/secrets/amqp-url"}, {}, "--amqp-url and --amqp-url-file"),
+        ({}, {"DRAINER_DB_URL": "sqlite:///a", "DRAINER_DB_URL_FILE": "/x"}, "DRAINER_DB_URL and DRAINER_DB_URL_FILE"),
+        (
+            {},
+            {"DRAINER_AMQP_URL": "amqp://h", "DRAINER_AMQP_URL_FILE": "/x"},
+            "DRAINER_AMQP_URL and DRAINER_AMQP_URL_FILE",
+        ),
+    ],
+)
+def test_a_url_and_a_url_file_at_the_same_level_contradict_each_other(flags, env, named) -> None:
+    with pytest.raises(ConfigError, match=f"{named} contradict each other"):
+        resolve(flags, env)
+
+
 def test_database_url_file_beats_the_config_file(tmp_path: Path) -> None:
     secret = tmp_path / "db_url"
     secret.write_text("sqlite:///secret.db", encoding="utf-8")
