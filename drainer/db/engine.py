@@ -200,6 +200,8 @@ def _engine(url: str, settings: Settings) -> Engine:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"database URL {mask_url(url)} is not a valid SQLAlchemy URL: {exc}") from exc
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"database URL {mask_url(url)} is not a valid URL: port {parsed.port} out of range 1-65535")
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": settings.lock_wait_timeout}, poolclass=None)
 

@@ -18,6 +18,7 @@ MALFORMED_DB_URLS = [
     f"mysql+pymysql:/user:{DB_PASSWORD}@127.0.0.1/db",  # one slash
     f"mysql+pymysql:user:{DB_PASSWORD}@127.0.0.1/db",  # no slashes
     f"mysql+pymysql://user:{DB_PASSWORD}@127.0.0.1:port/db",  # port not a number
+    f"mysql+pymysql://user:{DB_PASSWORD}@127.0.0.1:99999/db",  # port out of range
     f"mysql+pymysql://user:{DB_PASSWORD}@[127.0.0.1/db",  # broken IPv6 bracket
     f"postgresql://user:{DB_PASSWORD}@127.0.0.1/db",  # unsupported backend
     f"mysql+pymysql://user:{DB_PASSWORD}@127.0.0.1/db?bogus_option=1\x1b[31m",  # control character
@@ -118,3 +119,17 @@ def test_a_setting_that_cannot_be_used_exits_2_naming_it(
     assert result.code == 2, result.stderr
     assert named in result.summary.get("detail", "") + result.summary.get("message", "")
     assert AMQP_PASSWORD not in result.stderr and "\x1b" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["events", "--db-url", f"mysql+pymysql://user:{DB_PASSWORD}@127.0.0.1:99999/db"],
+        ["status", "--json", "--db-url", "sqlite://", "--amqp-url", f"amqp://guest:{AMQP_PASSWORD}@127.0.0.1:99999/"],
+    ],
+)
+def test_a_port_out_of_range_is_a_setting_to_fix_not_an_unreachable_server(args: list[str]) -> None:
+    result = run_cli(*args, *FAST)
+    assert result.code == 2, result.stderr
+    assert "out of range" in result.stderr
+    assert_no_secret(result, DB_PASSWORD, AMQP_PASSWORD)
