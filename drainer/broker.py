@@ -282,6 +282,22 @@ class Broker:
         self._oversize_channel: BlockingChannel | None = None
         self._publish_channel: BlockingChannel | None = None
         self._abandoned = False
+        # Deliveries fetched and neither acked nor given back to a broker that confirmed it knows:
+        # after a silent loss the broker may hold them on our dead connection for a while.
+        self._held = 0
+
+    @property
+    def deliveries_in_doubt(self) -> int:
+        """How many deliveries this connection may still hold on the broker's side after the run:
+        fetched, not acked, and not given back over a connection that then closed cleanly (the
+        broker requeues them only once it notices the connection is gone, up to two heartbeats)."""
+        return self._held
+
+    def _note_loss(self, exc: BaseException) -> None:
+        import pika.exceptions as pe
+
+        if isinstance(exc, pe.ConnectionClosedByBroker):
+            self._held = 0  # the broker closed it: it has requeued what the connection held
 
     @classmethod
     def connect(cls, settings: Settings) -> Broker:
@@ -369,6 +385,7 @@ class Broker:
         try:
             yield
         except (pe.ChannelClosedByBroker, pe.ConnectionClosedByBroker) as exc:
+            self._note_loss(exc)
             raise self._refused(queue, doing, exc) from exc
         except _lost_errors() as exc:
             raise lost(exc) from exc
@@ -431,8 +448,11 @@ class Broker:
             # Unacked deliveries return to the queue when the connection drops; nothing is lost.
             return BrokerUnavailable(f"RabbitMQ connection lost while fetching: {exc!r}")
 
+        # basic.get has no timeout of its own: a broker that stops answering while the connection
+        # stays up would hold the run until heartbeats fail (two of them, 120 s by default).
+        bound = max_seconds + self._settings.socket_timeout
         try:
-            with self._pika_call(queue, "basic.get", lost):
+            with _deadline(bound), self._pika_call(queue, "basic.get", lost):
                 while (
                     len(deliveries) < limit and held < max_bytes and time.monotonic() < until and not stop_requested()
                 ):
@@ -454,9 +474,24 @@ class Broker:
                     )
                     remaining = method.message_count
                     held += len(body)
+        except _Overdue:
+            self._held += len(deliveries) + 1  # and the Get-Ok that never arrived may hold one more
+            error = BrokerUnavailable(
+                f"RabbitMQ did not answer basic.get on queue {queue!r} within {bound:g} s (the fetch bound "
+                "and --socket-timeout) although the connection is up"
+            )
+            error.unacked = len(deliveries)
+            raise error from None
         except BrokerError as exc:
+            import pika.exceptions as pe
+
+            # The broker closed the channel or connection itself: it requeues what they held. A
+            # silent loss leaves those, and the Get-Ok that was in flight, on the broker's side.
+            refused = isinstance(exc.__cause__, pe.ChannelClosedByBroker | pe.ConnectionClosedByBroker)
+            self._held = 0 if refused else self._held + len(deliveries) + 1
             exc.unacked = len(deliveries)
             raise
+        self._held += len(deliveries)
         return deliveries, remaining
 
     def ack_through(self, tag: int) -> None:
@@ -479,11 +514,13 @@ class Broker:
             raise lost(exc) from exc
         if not self._channel.is_open:
             raise AckFailed("channel closed before the ack was confirmed")
+        self._held = 0
 
     def return_unacked(self) -> None:
         """Give every unacked delivery back to the queue (nack, requeue); best effort."""
         try:
             if self._channel.is_open:
+                # Not yet "given back": a silent broker swallows the nack too. close() decides.
                 self._channel.basic_nack(0, multiple=True, requeue=True)
         except _lost_errors():
             log.warning(
@@ -495,7 +532,8 @@ class Broker:
         """Service heartbeats while the database phase runs; pika only does so inside its calls."""
         try:
             self._connection.process_data_events(0)
-        except _lost_errors():
+        except _lost_errors() as exc:
+            self._note_loss(exc)
             log.warning("broker connection lost during the batch", extra={"event": "broker_lost"})
 
     def ensure_open(self) -> None:
@@ -503,6 +541,7 @@ class Broker:
         try:
             self._connection.process_data_events(0)
         except _lost_errors() as exc:
+            self._note_loss(exc)
             raise BrokerUnavailable(f"RabbitMQ connection lost before the commit: {exc!r}") from exc
         if not self._channel.is_open:
             raise BrokerUnavailable("RabbitMQ closed the channel before the commit")
@@ -583,6 +622,7 @@ class Broker:
             raise lost(exc) from exc
         if not self._channel.is_open:
             raise AckFailed("channel closed before the ack was confirmed; the message stays in its queue")
+        self._held = max(0, self._held - 1)
 
     def publish_confirmed(self, queue: str, body: bytes, properties: bytes | dict[str, Any]) -> None:
         """Publish `body` to `queue` through the default exchange, mandatory, and wait (at most the
@@ -645,6 +685,7 @@ class Broker:
             with _deadline(self._settings.connect_timeout):
                 if self._connection.is_open:
                     self._connection.close()
+                    self._held = 0  # Close-Ok: the broker has requeued whatever was unacked
         except _Overdue:
             self._abandoned = True  # half closed: a second close would wait for the same reply
             log.warning("broker close timed out; the process exit drops the socket", extra={"event": "close_timeout"})

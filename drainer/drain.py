@@ -425,13 +425,34 @@ def drain(
         failure = exc
         raise
     finally:
-        if lease is not None:
+        if lease is not None and (broker is None or not broker.deliveries_in_doubt):
+            # Released before the close, as always: the DB round trip also gives a quorum queue
+            # time to settle the last ack (RabbitMQ 3.10 requeues acks not yet settled at close).
             leases.release(store, lease)
+            lease = None
         if broker is not None:
             broker.close()
+        if lease is not None:
+            give_up_lease(store, lease, broker, settings)
         if recorded:
             _end_of_run(store, run_id, progress, failure, outcome)
         store.dispose()
+
+
+def give_up_lease(store: Store, lease: Lease, broker: Broker | None, settings: Settings) -> None:
+    """Release the lease, unless the broker may still hold this run's deliveries on a connection
+    that died silently: then keep it until the broker must have noticed (`broker_grace`)."""
+    in_doubt = broker.deliveries_in_doubt if broker is not None else 0
+    if not in_doubt:
+        leases.release(store, lease)
+        return
+    grace = broker_grace(settings)
+    leases.keep(store, lease, grace)
+    log.warning(
+        "the broker connection ended without a clean close while messages were out: the lease is kept so "
+        "that no run fetches past them before RabbitMQ requeues them",
+        extra={"event": "lease_kept", "queue": lease.name, "in_doubt": in_doubt, "seconds": grace},
+    )
 
 
 def _database_failed(exc: BaseException | None) -> bool:
@@ -464,9 +485,19 @@ def _end_of_run(
 
 
 def lease_ttl(settings: Settings) -> float:
-    """How far each renewal extends the lease: past the worst case of one batch (the fetch, the
-    retry budget, which starts no attempt it cannot end, and a last slow statement and commit), so
-    a live run never loses it while holding messages; every commit, every retry and any batch
-    that starts more than LEASE_MARGIN after the last of those renew it. A killed run's lease
-    lapses this long after its last renewal."""
-    return settings.retry_seconds + 2 * settings.socket_timeout + defaults.LEASE_MARGIN
+    """How far each renewal extends the lease, in seconds: past the worst case of one batch (the
+    fetch, the retry budget, which starts no attempt it cannot end, and a last slow statement and
+    commit), so a live run never loses it while holding messages; every commit, every retry and
+    any batch that starts more than LEASE_MARGIN after the last of those renew it. Plus the
+    broker's own delay (`broker_grace`): a holder that froze (a paused VM, SIGSTOP, a host cut
+    off) keeps its deliveries on the broker until the broker notices, and a run that took the
+    lease before would store the messages behind them first. A killed run's lease lapses this
+    long after its last renewal (on the same host it is taken over at once)."""
+    return settings.retry_seconds + 2 * settings.socket_timeout + broker_grace(settings)
+
+
+def broker_grace(settings: Settings) -> float:
+    """How long RabbitMQ may take to requeue the deliveries of a connection that died without a
+    close, in seconds: it closes a peer after two missed heartbeats (rabbitmq.com/heartbeats),
+    so two heartbeat intervals and the lease margin."""
+    return 2 * settings.heartbeat + defaults.LEASE_MARGIN

@@ -15,7 +15,7 @@ from drainer.config import Settings
 from drainer.db import lease as leases
 from drainer.db import reads
 from drainer.db.engine import Store
-from drainer.drain import Batch, decode_batch, effective_max_bytes, lease_ttl
+from drainer.drain import Batch, decode_batch, effective_max_bytes, give_up_lease, lease_ttl
 from drainer.errors import LeaseHeldByOther
 from drainer.holder import holder_id, holder_is_dead
 from drainer.model import Delivery, utcnow
@@ -86,7 +86,7 @@ def peek(settings: Settings, run_id: str, count: int) -> list[dict[str, Any]]:
             broker.return_unacked()
     finally:
         if broker is not None:
-            broker.close()
+            broker.close()  # first: a clean close is what gives the peeked messages back
         if lease is not None:
-            leases.release(store, lease)
+            give_up_lease(store, lease, broker, settings)
         store.dispose()

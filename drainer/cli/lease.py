@@ -25,7 +25,9 @@ FORCE_RISK = (
     "returned messages are redelivered: on a quorum queue their delivery count grows and they may\n"
     "come back in another order. Use it when the holder is known to be gone (a lost node, a\n"
     "deleted pod) and waiting for the lease to expire (--retry-seconds + 2 x --socket-timeout +\n"
-    "10 s, 90 s by default) is not acceptable."
+    "2 x --heartbeat + 10 s, 210 s by default) is not acceptable. A holder ending in\n"
+    ":awaiting-broker-requeue lost its broker connection with messages out: release it once\n"
+    "`status` shows them back in the queue."
 )
 
 

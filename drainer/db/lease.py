@@ -174,6 +174,39 @@ def release(store: Store, lease: Lease) -> None:
         )
 
 
+# Appended to a holder that keeps its lease after the run (`keep`): no longer a process, so no
+# run on the same host takes it over early as the lease of a dead process.
+AWAITING_REQUEUE = ":awaiting-broker-requeue"
+
+
+def keep(store: Store, lease: Lease, seconds: float) -> None:
+    """Instead of `release`: keep the lease `seconds` more under a holder that is no process, for
+    a run that ended with deliveries the broker may still hold on a connection it has not yet
+    seen die (it requeues them then, at the head of the queue). A run taking the lease earlier
+    would store the messages behind them first. Best effort, like `release`."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import DBAPIError
+
+    t = store.t.leases
+    try:
+        with store.writer.begin() as conn:
+            now = store.now(conn)
+            conn.execute(
+                update(t)
+                .where(t.c.name == lease.name, t.c.holder == lease.holder)
+                .values(
+                    holder=lease.holder + AWAITING_REQUEUE,
+                    renewed_at=now,
+                    expires_at=now + timedelta(seconds=seconds),
+                )
+            )
+    except DBAPIError as exc:
+        log.warning(
+            "could not keep the lease; it expires on its own",
+            extra={"event": "lease_keep_failed", "cause": describe(exc)},
+        )
+
+
 def holder_of(store: Store, name: str) -> LeaseHolder | None:
     """The lease row of a queue as stored (holder None: free), or None when there is no row."""
     from sqlalchemy import select

@@ -177,6 +177,8 @@ class LiveRun:
 
 # AMQP 0-9-1 Confirm.Select (class 85, method 10): only the oversize path puts a channel in confirm mode.
 CONFIRM_SELECT = (85, 10)
+# AMQP 0-9-1 Basic.Get (class 60, method 70): the drain's fetch.
+BASIC_GET = (60, 70)
 
 
 class BrokerProxy:

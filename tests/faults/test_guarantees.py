@@ -94,11 +94,11 @@ def renewed_since_taken(db, queue) -> bool:
 def test_a_lease_is_renewed_while_a_batch_is_retried_and_a_second_drainer_finds_it_held(rabbit, migrated):
     db = migrated
     ids = publish_numbered(rabbit, 30)
-    ttl = 30 + 2 * 5 + 10  # --retry-seconds + 2 x --socket-timeout + 10 s (README, "The lease")
+    # --retry-seconds + 2 x --socket-timeout + 2 x --heartbeat + 10 s (README, "The lease")
+    ttl = 30 + 2 * 5 + 2 * 7 + 10
     with table_locked(db.url):
-        run = LiveRun(
-            *drain_args(rabbit, db, "--lock-wait-timeout", "1", "--retry-seconds", "30", "--socket-timeout", "5")
-        )
+        timings = ("--lock-wait-timeout", "1", "--retry-seconds", "30", "--socket-timeout", "5", "--heartbeat", "7")
+        run = LiveRun(*drain_args(rabbit, db, *timings))
         try:
             # Every attempt's own fence is rolled back with the attempt: only a renewal between
             # attempts moves the committed row while the batch is held.

@@ -13,6 +13,7 @@ DRAIN = "tests/integration/test_drain.py"
 OPS = "tests/integration/test_operations.py"
 STORE = "tests/integration/test_store.py"
 UNIT = "tests/unit/test_drain_logic.py"
+HELD = "tests/faults/test_held_deliveries.py"
 ENVELOPE = "tests/unit/test_envelope.py"
 
 ACK_AFTER_COMMIT = "1 ack after commit"
@@ -138,6 +139,24 @@ MUTATIONS: tuple[Mutation, ...] = (
         '    """Give the lease up so the next run need not wait for it to expire; best effort."""\n',
         '    """Give the lease up so the next run need not wait for it to expire; best effort."""\n    return\n',
         f"{DRAIN}::test_a_finished_run_gives_its_lease_up",
+    ),
+    one(
+        "ttl-without-the-broker-s-share",
+        "the lease's ttl leaves out the broker's two heartbeats: a run frozen with a batch loses the lease first",
+        ORDER,
+        "drainer/drain.py",
+        "    return settings.retry_seconds + 2 * settings.socket_timeout + broker_grace(settings)\n",
+        "    return settings.retry_seconds + 2 * settings.socket_timeout + defaults.LEASE_MARGIN\n",
+        f"{HELD}::test_a_run_frozen_while_fetching_keeps_later_runs_from_storing_past_its_batch",
+    ),
+    one(
+        "lease-released-with-deliveries-in-doubt",
+        "a run whose broker connection died silently with messages out releases its lease at once",
+        ORDER,
+        "drainer/drain.py",
+        "    in_doubt = broker.deliveries_in_doubt if broker is not None else 0\n",
+        "    in_doubt = 0\n",
+        f"{HELD}::test_a_broker_that_stops_answering_basic_get_ends_the_run_in_the_fetch_bound_and_keeps_the_lease",
     ),
     # -- ack after commit ----------------------------------------------------------------------------
     Mutation(
@@ -342,6 +361,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         "held < max_bytes and time.monotonic() < until and not stop_requested()",
         "held < max_bytes and not stop_requested()",
         f"{GUARDS}::test_a_slow_broker_shortens_the_batch_to_the_fetch_time_bound",
+    ),
+    one(
+        "no-basic-get-deadline",
+        "a broker that stops answering basic.get holds the run until heartbeats fail",
+        BOUNDED,
+        "drainer/broker.py",
+        '            with _deadline(bound), self._pika_call(queue, "basic.get", lost):\n',
+        '            with self._pika_call(queue, "basic.get", lost):\n',
+        f"{HELD}::test_a_broker_that_stops_answering_basic_get_ends_the_run_in_the_fetch_bound_and_keeps_the_lease",
     ),
     one(
         "no-batch-bytes-bound",
