@@ -92,11 +92,25 @@ def _say_usage_error(exc: ConfigError, parser: Parser, argv: Sequence[str]) -> N
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    """Run one command; return its exit code (only __main__ and the console script exit)."""
+    """Run one command; return its exit code (only __main__ and the console script exit).
+    `argv` None means this process's own command line: then a drain's signal handlers stay
+    installed until the process exits; given, they are restored on return."""
+    from drainer import signals
+
+    command_line = list(sys.argv[1:] if argv is None else argv)
+    if command_line[:1] == ["drain"]:
+        signals.install_early()  # before the imports below, which take most of the start-up
+    try:
+        return _main(command_line, env)
+    finally:
+        if argv is not None:
+            signals.uninstall()
+
+
+def _main(argv: list[str], env: Mapping[str, str] | None) -> int:
     from drainer import logs
     from drainer.drain import new_run_id
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if env is None else env
     run_id = new_run_id()
     fmt, verbose, bad_verbose = _output(argv, env)

@@ -75,13 +75,12 @@ def _outcome(failure: BaseException | None) -> tuple[int, str | None]:
 def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
     from drainer import metrics, tty
     from drainer.drain import Progress, drain
-    from drainer.signals import StopFlag
+    from drainer.signals import adopt
 
+    stop = adopt()  # installed when main() began: a SIGTERM since then is not lost
     settings = settings_from(args, env)
     settings.require_db_url()
     progress = Progress(queue=settings.queue_name)
-    stop = StopFlag()
-    stop.install()  # until the very end: a late SIGTERM must not cut the summary line
     code, error, message, trace = Exit.OK, None, None, None
     try:
         try:
@@ -101,5 +100,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str], run_id: str) -> int:
         level = logging.INFO if code == Exit.OK else logging.ERROR
         log.log(level, "drain finished" if code == Exit.OK else "drain failed", extra=fields, exc_info=trace)
     finally:
-        stop.restore()
+        # Kept installed until the process exits: a SIGTERM after the summary would otherwise end
+        # it with 143 while its last record says otherwise.
+        stop.quiet()
     return code

@@ -527,6 +527,43 @@ def test_sigterm_while_connecting_exits_75_not_a_silent_success(rabbit):
     assert result.code == 75 and result.summary["error"] == "interrupted", result.stderr
 
 
+def catches_sigterm(pid: int) -> bool:
+    """True once the process has a handler of its own for SIGTERM (proc(5): SigCgt, bit 15 - 1)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(line for line in status if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+def test_sigterm_while_the_drainer_starts_is_an_interrupted_run_with_its_summary(rabbit, migrated):
+    rabbit.publish([oslo_v2({"n": 1})])
+    proc = start_cli(*drain_args(rabbit, migrated))
+    # The first thing main() does is to catch the signal; the imports and the connects follow.
+    wait_for(lambda: catches_sigterm(proc.pid) or proc.poll() is not None, 30, "the drainer to catch SIGTERM")
+    proc.send_signal(signal.SIGTERM)
+    result = finish(proc, timeout=60)
+    assert result.code == 75 and result.summary["error"] == "interrupted", result.stderr
+    assert result.summary["fetched"] == 0 and rabbit.depth() == 1
+
+
+def test_sigterm_after_the_summary_leaves_the_exit_code_the_summary_gives(rabbit, migrated):
+    from tests.faults.support import LiveRun
+
+    rabbit.publish([oslo_v2({"n": i}) for i in range(5)])
+    run = LiveRun(*drain_args(rabbit, migrated))
+    wait_for(lambda: run.saw("summary") or run.proc.poll() is not None, 60, "the summary record")
+    try:
+        run.proc.send_signal(signal.SIGTERM)  # a CronJob deadline that fires as the run ends
+    except ProcessLookupError:
+        pass
+    result = run.finish(30)
+    assert result.code == 0 and result.summary["exit_code"] == 0, result.stderr
+    assert result.records[-1]["event"] == "summary"  # nothing logged after it
+    assert rabbit.depth() == 0
+
+
 def test_the_same_oversize_message_twice_in_a_batch_is_parked_once(rabbit, migrated):
     db = migrated
     big = b'{"blob": "' + b"o" * 6000 + b'"}'

@@ -358,3 +358,29 @@ def test_every_help_page_renders(command: list[str], capsys: pytest.CaptureFixtu
 
     assert main([*command, "--help"], {}) == 0
     assert "usage: vitrage-drainer" in capsys.readouterr().out
+
+
+def test_a_drain_catches_sigterm_before_it_imports_its_libraries() -> None:
+    # A SIGTERM while the logging, SQLAlchemy and pika load (most of the start-up) must reach the run, which
+    # then ends as `interrupted` with its summary, instead of killing the process with 143 and no record.
+    import subprocess
+    import sys
+
+    probe = """
+import signal, sys
+seen = {}
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("pythonjsonlogger", "sqlalchemy", "pika") and name not in seen:
+            seen[name] = signal.getsignal(signal.SIGTERM)
+        return None
+sys.meta_path.insert(0, Watch())
+from drainer.cli import main
+main(["drain", "--db-url", "sqlite:///nowhere/x.sqlite", "--retry-seconds", "1"])
+import json
+print(json.dumps({name: callable(handler) for name, handler in seen.items()}))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    caught = json.loads(done.stdout.splitlines()[-1])
+    assert {"pythonjsonlogger", "sqlalchemy"} <= set(caught) and all(caught.values()), caught
