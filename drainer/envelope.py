@@ -296,21 +296,47 @@ def properties_json(properties: dict[str, Any], raw: bytes = b"") -> str:
 REJECTED_ROW_HEADER = "x-drainer-rejected-id"
 
 
+# Headers RabbitMQ itself adds when it redelivers (quorum queues) or dead-letters a message: a
+# redelivery carries them and must keep its key; a producer never sets them.
+BROKER_HEADERS = frozenset(
+    {
+        "x-delivery-count",
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+
+
+def producer_properties(properties: dict[str, Any]) -> str:
+    """The AMQP properties the producer set, as canonical JSON text ("" when there are none): the
+    same on every redelivery of a message, different for two messages that differ in any."""
+    kept = dict(properties)
+    headers = kept.pop("headers", None)
+    if isinstance(headers, dict):
+        headers = {k: v for k, v in headers.items() if k not in BROKER_HEADERS}
+        if headers:
+            kept["headers"] = headers
+    if not kept:
+        return ""
+    return json.dumps(_jsonable(kept), ensure_ascii=True, sort_keys=True)
+
+
 def rejection(delivery: Delivery, reason: str, now: datetime, keep_body: bool = True) -> Rejection:
     """A Rejection that keeps the delivery byte-exact (or, with keep_body=False, its digest)."""
     digest = hashlib.sha256(delivery.body).hexdigest()
-    # Same on every redelivery, different for different messages: the AMQP message_id (when the
-    # producer set one) with the body. An oversize record has no body, so it has a key of its own:
-    # the same bytes shoveled back and rejected later must still be kept.
-    message_id = delivery.properties.get("message_id")
-    salt = f"{message_id}\0" if _usable_key(message_id) else ""
-    # A message `rejected republish` sent that is rejected again is a new row, not a duplicate of
-    # the row it came from (which is marked republished): it stays visible as pending.
-    headers = delivery.properties.get("headers")
-    origin = headers.get(REJECTED_ROW_HEADER) if isinstance(headers, dict) else None
-    if origin is not None:
-        salt = f"republished from {origin}\0{salt}"
-    keyed = hashlib.sha256(salt.encode() + delivery.body).hexdigest() if salt else digest
+    # Same on every redelivery, different for different messages: the body with the properties
+    # the producer set (message_id, app_id, headers, ...), so the same bad bytes from two
+    # producers, or under two compression headers, are two rows. A message `rejected republish`
+    # sent carries the header naming its row: rejected again, it is a new row, not a duplicate of
+    # the one it came from. An oversize record has no body, so it has a key of its own: the same
+    # bytes shoveled back and rejected later must still be kept.
+    salt = producer_properties(delivery.properties)
+    keyed = hashlib.sha256(salt.encode() + b"\0" + delivery.body).hexdigest() if salt else digest
     return Rejection(
         dedupe_key=("sha256:" if keep_body else "oversize:sha256:") + keyed,
         reason=reason[:1000],

@@ -266,3 +266,27 @@ def test_a_body_under_the_limit_whose_row_is_over_it_is_parked_and_its_neighbour
     assert "its row would be" in reason.reason
     (parked,) = fetch_faithfully(rabbit.queue + ".oversize")
     assert parked.body == body
+
+
+def test_the_same_bad_bytes_from_two_producers_are_two_rejected_rows_each_with_its_properties(rabbit, drain, mysql_db):
+    # A body is not a message: two producers (or two compression headers) sending the same bad
+    # bytes are two messages, and each one's properties are the evidence.
+    body = b"\xff not utf8"
+    rabbit.publish(
+        [body, body, body, body],
+        [
+            {"app_id": "A", "headers": {"source": "producer-A"}},
+            {"app_id": "B", "headers": {"source": "producer-B"}},
+            {"headers": {"compression": "x-snappy"}},
+            {"headers": {"compression": "x-unheard-of"}},
+        ],
+    )
+    result = drain()
+    assert result.code == 0, result.stderr
+    assert result.summary["rejected"] == 4 and result.summary["duplicates"] == 0
+    rows = mysql_db.rows("SELECT body, properties FROM drainer_rejected_messages ORDER BY id")
+    assert [bytes(r.body) for r in rows] == [body] * 4
+    props = [json.loads(r.properties) for r in rows]
+    assert [p.get("app_id") for p in props[:2]] == ["A", "B"]
+    assert [p["headers"].get("compression") for p in props[2:]] == ["x-snappy", "x-unheard-of"]
+    assert rabbit.depth() == 0

@@ -266,8 +266,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "two different messages with the same bad body share one rejection key",
         STORED_ONCE,
         "drainer/envelope.py",
-        'salt = f"{message_id}\\0" if _usable_key(message_id) else ""',
-        'salt = ""',
+        "    salt = producer_properties(delivery.properties)\n",
+        '    salt = ""\n',
         f"{ENVELOPE}::test_the_same_bad_body_with_two_message_ids_is_kept_twice_and_a_redelivery_once",
     ),
     one(

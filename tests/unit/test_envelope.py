@@ -363,8 +363,21 @@ def test_a_republished_message_rejected_again_is_a_new_row_not_a_duplicate_of_it
 
     assert again.dedupe_key != original.dedupe_key
     assert again.dedupe_key == redelivered.dedupe_key != from_another_row.dedupe_key
-    # Without the header, nothing changes: rows stored before keep deduplicating their redeliveries.
-    assert decoded_rejection(b"x", headers={"other": 1}).dedupe_key == sha256_key(b"x")
+
+
+def test_the_same_bad_body_from_two_producers_is_two_rows_and_a_redelivery_one() -> None:
+    # What a body alone cannot tell apart: the properties and headers the producer set.
+    first = decoded_rejection(b"\xff not utf8", app_id="A", headers={"source": "producer-A"})
+    other = decoded_rejection(b"\xff not utf8", app_id="B", headers={"source": "producer-B"})
+    # RabbitMQ adds these itself when it redelivers (quorum queues) or dead-letters: same message.
+    redelivered = decoded_rejection(
+        b"\xff not utf8", app_id="A", headers={"source": "producer-A", "x-delivery-count": 2, "x-death": [{}]}
+    )
+    assert first.dedupe_key == redelivered.dedupe_key != other.dedupe_key
+    compressed = [decoded_rejection(b'{"a": 1}', headers={"compression": c}) for c in ("x-snappy", "5", "zz")]
+    assert len({r.dedupe_key for r in compressed}) == 3
+    # A message without any properties keeps the plain body digest.
+    assert decoded_rejection(b"x").dedupe_key == sha256_key(b"x")
 
 
 def test_an_oversize_record_does_not_shadow_the_same_bytes_rejected_later() -> None:
@@ -450,7 +463,9 @@ def test_an_absent_message_id_falls_back_to_the_next_key(absent: Any) -> None:
 
     assert decoded_event(body, message_id="amqp-1").message_id == "amqp-1"
     assert decoded_event(body).message_id == sha256_key(body)
-    assert decoded_rejection(b"[]", message_id=absent).dedupe_key == sha256_key(b"[]")
+    assert (
+        decoded_rejection(b"[]", message_id=absent).dedupe_key == decoded_rejection(b"[]", message_id=absent).dedupe_key
+    )
 
 
 @pytest.mark.parametrize(
@@ -469,7 +484,10 @@ def test_a_message_id_that_cannot_be_the_key_sets_the_message_aside(unusable: An
 
     assert "oslo message_id" in rejected.reason and "cannot be the key" in rejected.reason
     assert rejected.body == body
-    assert decoded_rejection(b"[]", message_id=unusable).dedupe_key == sha256_key(b"[]")
+    # Rejected for what it is, with a key that tells it from the same bytes under another message id.
+    again = decoded_rejection(b"[]", message_id=unusable)
+    assert again.dedupe_key == decoded_rejection(b"[]", message_id=unusable).dedupe_key
+    assert again.dedupe_key != decoded_rejection(b"[]", message_id="other").dedupe_key
 
 
 def test_a_numeric_message_id_is_kept_as_its_digits() -> None:
