@@ -277,3 +277,12 @@ def broker_proxy(upstream_url: str) -> Iterator[BrokerProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+def rejection_key(body: bytes) -> str:
+    """The key the drainer gives `body` rejected, as `Rabbit.publish` sends it (its properties count)."""
+    from drainer import envelope
+    from drainer.model import Delivery, utcnow
+
+    sent = {"content_type": "application/json", "delivery_mode": 2}
+    return envelope.rejection(Delivery(0, body, "", "q", False, sent), "test", utcnow()).dedupe_key

@@ -19,6 +19,7 @@ from tests.faults.support import (
     close_broker_connections,
     db_name,
     mysql_connect,
+    rejection_key,
     sessions,
     silent_listener,
     table_locked,
@@ -409,7 +410,7 @@ def test_ack_lost_after_commit_is_reported_and_the_redeliveries_stored_once(rabb
     holder.execute(
         "INSERT INTO drainer_rejected_messages (dedupe_key, received_at, queue, reason, body_sha256) "
         "VALUES (%s, NOW(6), 'q', 'test', %s)",
-        ("sha256:" + hashlib.sha256(poison).hexdigest(), hashlib.sha256(poison).hexdigest()),
+        (rejection_key(poison), hashlib.sha256(poison).hexdigest()),
     )
     proc = start_cli(*drain_args(rabbit, db))
     backup = mysql_connect().cursor()

@@ -24,6 +24,7 @@ from tests.faults.support import (
     broker_proxy,
     db_name,
     mysql_connect,
+    rejection_key,
     sessions,
     table_locked,
     wait_blocked,
@@ -151,7 +152,7 @@ def test_sigterm_while_the_commit_is_held_exits_0_with_everything_acked(rabbit, 
     ids = publish_numbered(rabbit, 12)
     poison = b"not json, so the last INSERT is of drainer_rejected_messages"
     rabbit.publish([poison])
-    key = "sha256:" + hashlib.sha256(poison).hexdigest()
+    key = rejection_key(poison)
     monitor = mysql_connect()
     holder = mysql_connect(db_name(db.url))
     backup = mysql_connect()
