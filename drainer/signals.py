@@ -74,28 +74,25 @@ class StopFlag:
 
 
 _current: StopFlag | None = None  # the flag installed for this process's drain, if any
-_adopted = False
 
 
 def install_early() -> None:
     """The first thing a drain does: a SIGTERM while it starts (imports, parsing, connecting) is
     kept for the run, which then ends as `interrupted` (exit 75, with its summary) instead of
     dying with 143 and no record. Only the interpreter's own start-up, before this, is uncovered."""
-    global _current, _adopted
+    global _current
     uninstall()
-    _current, _adopted = StopFlag(quiet=True), False
+    _current = StopFlag(quiet=True)
     _current.install()
 
 
 def adopt() -> StopFlag:
     """The flag `install_early` put in place (a signal already received stays requested), or a
     newly installed one; either way logging signals from now on."""
-    global _current, _adopted
-    if _current is None or _adopted:
-        uninstall()
+    global _current
+    if _current is None:
         _current = StopFlag()
         _current.install()
-    _adopted = True
     _current.speak()
     return _current
 
